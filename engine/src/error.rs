@@ -1,0 +1,41 @@
+//! Every way the engine can fail, each with a message that says what went wrong and what to do.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("model file {path} does not exist; run scripts/fetch-model to download the default model, or point the model path at a Qwen2-architecture GGUF file")]
+    ModelNotFound { path: PathBuf },
+
+    #[error("model file {path} cannot be used: {reason}; run scripts/fetch-model again to get a verified copy, or point the model path at a complete GGUF file")]
+    ModelUnreadable { path: PathBuf, reason: String },
+
+    #[error("model file {path} has architecture '{architecture}', but nl2sql runs only Qwen2-architecture GGUF models (such as Qwen2.5-Coder-1.5B-Instruct)")]
+    UnsupportedArchitecture { path: PathBuf, architecture: String },
+
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+
+    #[error("the question is empty; ask something about the data, e.g. 'How many orders were placed in July?'")]
+    EmptyQuestion,
+
+    #[error("the question is {chars} characters long; the limit is {limit}: ask a shorter question")]
+    QuestionTooLong { chars: usize, limit: usize },
+
+    #[error("the prompt is {prompt_tokens} tokens and up to {max_new_tokens} more may be generated, but the model's context holds {context} tokens; use fewer tables (search_path) or a shorter question")]
+    PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, context: usize },
+
+    #[error("the model's reply contains no SQL statement (reply: {reply:?}); rephrase the question in terms of the tables and columns")]
+    NoSql { reply: String },
+
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    #[error("model computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+
+    #[error("generation was cancelled: {0}")]
+    Cancelled(String),
+}

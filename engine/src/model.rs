@@ -1,0 +1,143 @@
+//! Opening a GGUF file: checks that say exactly what is wrong with a bad file, then the weights
+//! and the tokenizer, both from the file itself.
+
+use crate::error::{Error, Result};
+use crate::qwen2::Qwen2;
+use crate::tokens::ChatTokenizer;
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// File name of the default model in the cache (the same name `scripts/fetch-model` writes).
+pub const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+/// Where the default model is: `$NL2SQL_MODEL` if set, else the fetch script's cache
+/// (`$NL2SQL_CACHE_DIR`, else `$XDG_CACHE_HOME/nl2sql`, else `~/.cache/nl2sql`).
+pub fn default_model_path() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(model) = var("NL2SQL_MODEL") {
+        return model;
+    }
+    let cache_dir = var("NL2SQL_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nl2sql")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("nl2sql")))
+        .unwrap_or_else(|| PathBuf::from(".cache/nl2sql"));
+    cache_dir.join(DEFAULT_MODEL_FILE)
+}
+
+/// Weights plus tokenizer, ready to generate.
+pub struct Model {
+    pub qwen2: Qwen2,
+    pub tokenizer: ChatTokenizer,
+    pub device: Device,
+}
+
+/// The metadata of a GGUF file, checked to be complete and of the Qwen2 architecture.
+pub struct GgufHeader {
+    pub content: gguf_file::Content,
+    pub architecture: String,
+}
+
+pub fn read_header(path: &Path) -> Result<(GgufHeader, BufReader<File>)> {
+    let unreadable = |reason: String| Error::ModelUnreadable { path: path.to_owned(), reason };
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ModelNotFound { path: path.to_owned() })
+        }
+        Err(e) => return Err(unreadable(format!("cannot open it ({e})"))),
+    };
+    let file_len = file.metadata().map_err(|e| unreadable(e.to_string()))?.len();
+    let mut reader = BufReader::new(file);
+
+    let mut magic = [0u8; 4];
+    if reader.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(unreadable("it is not a GGUF file (it does not start with the GGUF magic bytes)".into()));
+    }
+    std::io::Seek::rewind(&mut reader).map_err(|e| unreadable(e.to_string()))?;
+    let content = gguf_file::Content::read(&mut reader)
+        .map_err(|e| unreadable(format!("its GGUF header is damaged or truncated ({e})")))?;
+
+    // The header only lists tensors; a truncated download still has a valid header, so check that
+    // the last tensor ends inside the file before spending seconds loading the rest.
+    let data_end = content
+        .tensor_infos
+        .values()
+        .map(|t| t.offset + (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+        .max()
+        .unwrap_or(0)
+        + content.tensor_data_offset;
+    if data_end > file_len {
+        return Err(unreadable(format!(
+            "it is truncated: the tensors need {data_end} bytes but the file has {file_len}"
+        )));
+    }
+
+    let architecture = match content.metadata.get("general.architecture").map(|v| v.to_string()) {
+        Some(Ok(name)) => name.clone(),
+        _ => return Err(unreadable("its metadata names no general.architecture".into())),
+    };
+    if architecture != "qwen2" {
+        return Err(Error::UnsupportedArchitecture { path: path.to_owned(), architecture });
+    }
+    Ok((GgufHeader { content, architecture }, reader))
+}
+
+impl Model {
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        let (header, mut reader) = read_header(path)?;
+        let tokenizer = ChatTokenizer::from_gguf(&header.content)?;
+        let qwen2 = Qwen2::from_gguf(&header.content, &mut reader, &device).map_err(|e| Error::ModelUnreadable {
+            path: path.to_owned(),
+            reason: format!("its weights could not be loaded ({e})"),
+        })?;
+        Ok(Self { qwen2, tokenizer, device })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("nl2sql-engine-test-{}-{name}", std::process::id()));
+        File::create(&path).unwrap().write_all(bytes).unwrap();
+        path
+    }
+
+    fn load_error(path: &Path) -> String {
+        match Model::load(path, Device::Cpu) {
+            Ok(_) => panic!("{} loaded, but it should not", path.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn missing_file_names_the_fetch_script() {
+        let err = load_error(Path::new("/nonexistent/model.gguf"));
+        assert!(err.contains("does not exist") && err.contains("scripts/fetch-model"), "{err}");
+    }
+
+    #[test]
+    fn non_gguf_file_is_named_as_such() {
+        let path = temp_file("not.gguf", b"<html>404 not found</html>");
+        let err = load_error(&path);
+        assert!(err.contains("not a GGUF file"), "{err}");
+    }
+
+    #[test]
+    fn empty_file_is_not_gguf() {
+        let path = temp_file("empty.gguf", b"");
+        assert!(load_error(&path).contains("not a GGUF file"));
+    }
+
+    #[test]
+    fn damaged_header_is_reported() {
+        let path = temp_file("header.gguf", b"GGUF\x03\x00\x00\x00\xff");
+        let err = load_error(&path);
+        assert!(err.contains("damaged or truncated"), "{err}");
+    }
+}

@@ -1,0 +1,311 @@
+//! The Qwen2 decoder (Qwen2.5-Coder is this architecture) over GGUF-quantized weights.
+//!
+//! candle-transformers has a `quantized_qwen2`, but it keeps the KV cache inside the weights and
+//! can only reset it. The prefix cache needs the opposite split: weights that never change, and a
+//! per-sequence [`KvCache`] that can be cloned (tensors are reference-counted, so that is cheap)
+//! and truncated to the part shared with the next prompt. The math is the standard one:
+//! embed -> N x (RMSNorm -> attention with rotary positions -> residual -> RMSNorm -> SwiGLU MLP
+//! -> residual) -> RMSNorm -> LM head.
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_nn::Embedding;
+use candle_transformers::quantized_nn::RmsNorm;
+use candle_transformers::utils::{build_causal_mask, repeat_kv};
+
+/// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub block_count: usize,
+    pub head_count: usize,
+    pub head_count_kv: usize,
+    pub embedding_length: usize,
+    pub context_length: usize,
+    pub rms_norm_eps: f64,
+    pub rope_freq_base: f32,
+}
+
+impl Config {
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
+        let get = |key: &str| {
+            content
+                .metadata
+                .get(&format!("qwen2.{key}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("GGUF metadata has no qwen2.{key}")))
+        };
+        Ok(Self {
+            block_count: get("block_count")?.to_u32()? as usize,
+            head_count: get("attention.head_count")?.to_u32()? as usize,
+            head_count_kv: get("attention.head_count_kv")?.to_u32()? as usize,
+            embedding_length: get("embedding_length")?.to_u32()? as usize,
+            context_length: get("context_length")?.to_u32()? as usize,
+            rms_norm_eps: get("attention.layer_norm_rms_epsilon")?.to_f32()? as f64,
+            rope_freq_base: get("rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.0),
+        })
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.embedding_length / self.head_count
+    }
+}
+
+/// Keys and values of every layer for the tokens seen so far: shape (1, kv_heads, len, head_dim).
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(config: &Config) -> Self {
+        Self { layers: vec![None; config.block_count], len: 0 }
+    }
+
+    /// Number of token positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps the first `len` positions (a view: no copy until the next append).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len >= self.len {
+            return Ok(());
+        }
+        for layer in &mut self.layers {
+            *layer = match layer.take() {
+                Some((k, v)) if len > 0 => Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?)),
+                _ => None,
+            };
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+        let (k, v) = match &self.layers[layer] {
+            Some((k_past, v_past)) => (Tensor::cat(&[k_past, &k], 2)?, Tensor::cat(&[v_past, &v], 2)?),
+            None => (k, v),
+        };
+        self.layers[layer] = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+}
+
+struct Attention {
+    q: QMatMul,
+    k: QMatMul,
+    v: QMatMul,
+    q_bias: Tensor,
+    k_bias: Tensor,
+    v_bias: Tensor,
+    output: QMatMul,
+}
+
+struct Mlp {
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+impl Module for Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
+        self.down.forward(&(gate * self.up.forward(x)?)?)
+    }
+}
+
+struct Block {
+    attention_norm: RmsNorm,
+    attention: Attention,
+    mlp_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Rotary position tables: cos/sin of shape (context_length, head_dim / 2).
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(config: &Config, device: &Device) -> Result<Self> {
+        let head_dim = config.head_dim();
+        let inv_freq: Vec<f32> = (0..head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / config.rope_freq_base.powf(i as f32 / head_dim as f32))
+            .collect();
+        let inv_freq = Tensor::new(inv_freq.as_slice(), device)?.unsqueeze(0)?;
+        let positions = Tensor::arange(0u32, config.context_length as u32, device)?
+            .to_dtype(DType::F32)?
+            .unsqueeze(1)?;
+        let angles = positions.matmul(&inv_freq)?;
+        Ok(Self { cos: angles.cos()?, sin: angles.sin()? })
+    }
+
+    /// x: (1, heads, seq, head_dim), rotated for positions start..start+seq.
+    fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {
+        let seq = x.dim(2)?;
+        let cos = self.cos.narrow(0, start, seq)?;
+        let sin = self.sin.narrow(0, start, seq)?;
+        candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+    }
+}
+
+/// Reads named tensors out of a GGUF file, quantized (for matmuls) or expanded to f32.
+struct GgufTensors<'a, R> {
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: std::io::Seek + std::io::Read> GgufTensors<'_, R> {
+    fn quantized(&mut self, name: &str) -> Result<candle_core::quantized::QTensor> {
+        self.content.tensor(self.reader, name, self.device)
+    }
+
+    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
+        QMatMul::from_qtensor(self.quantized(name)?)
+    }
+
+    fn dense(&mut self, name: &str) -> Result<Tensor> {
+        self.quantized(name)?.dequantize(self.device)
+    }
+
+    fn norm(&mut self, name: &str, eps: f64) -> Result<RmsNorm> {
+        RmsNorm::from_qtensor(self.quantized(name)?, eps)
+    }
+}
+
+pub struct Qwen2 {
+    config: Config,
+    embedding: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: QMatMul,
+    rope: Rope,
+}
+
+impl Qwen2 {
+    pub fn from_gguf<R: std::io::Seek + std::io::Read>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let config = Config::from_gguf(content)?;
+        let mut w = GgufTensors { content, reader, device };
+        // Small models tie the LM head to the embedding matrix; then there is no output.weight.
+        let lm_head = match w.matmul("output.weight") {
+            Ok(head) => head,
+            Err(_) => w.matmul("token_embd.weight")?,
+        };
+        let embedding = Embedding::new(w.dense("token_embd.weight")?, config.embedding_length);
+        let norm = w.norm("output_norm.weight", config.rms_norm_eps)?;
+
+        let mut blocks = Vec::with_capacity(config.block_count);
+        for layer in 0..config.block_count {
+            let name = |part: &str| format!("blk.{layer}.{part}");
+            blocks.push(Block {
+                attention_norm: w.norm(&name("attn_norm.weight"), config.rms_norm_eps)?,
+                attention: Attention {
+                    q: w.matmul(&name("attn_q.weight"))?,
+                    k: w.matmul(&name("attn_k.weight"))?,
+                    v: w.matmul(&name("attn_v.weight"))?,
+                    output: w.matmul(&name("attn_output.weight"))?,
+                    q_bias: w.dense(&name("attn_q.bias"))?,
+                    k_bias: w.dense(&name("attn_k.bias"))?,
+                    v_bias: w.dense(&name("attn_v.bias"))?,
+                },
+                mlp_norm: w.norm(&name("ffn_norm.weight"), config.rms_norm_eps)?,
+                mlp: Mlp {
+                    gate: w.matmul(&name("ffn_gate.weight"))?,
+                    up: w.matmul(&name("ffn_up.weight"))?,
+                    down: w.matmul(&name("ffn_down.weight"))?,
+                },
+            });
+        }
+        let rope = Rope::new(&config, device)?;
+        Ok(Self { config, embedding, blocks, norm, lm_head, rope })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Feeds `tokens` after the positions already in `cache` and returns the logits for the token
+    /// that follows the last one: shape (vocab,).
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let start = cache.len;
+        let seq = tokens.len();
+        let device = self.embedding.embeddings().device();
+        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
+        // Every new token may look at all cached positions and at the new ones up to itself.
+        let mask = if seq > 1 { Some(build_causal_mask(seq, start, device)?) } else { None };
+
+        let mut hidden = self.embedding.forward(&ids)?; // (1, seq, embedding_length)
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let attended =
+                self.attend(&block.attention, &block.attention_norm.forward(&hidden)?, mask.as_ref(), layer, cache)?;
+            hidden = (hidden + attended)?;
+            hidden = (&hidden + block.mlp.forward(&block.mlp_norm.forward(&hidden)?)?)?;
+        }
+        cache.len = start + seq;
+        let last = self.norm.forward(&hidden)?.i((.., seq - 1, ..))?; // (1, embedding_length)
+        self.lm_head.forward(&last)?.squeeze(0)
+    }
+
+    fn attend(
+        &self,
+        attention: &Attention,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        layer: usize,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let (batch, seq, width) = x.dims3()?;
+        let head_dim = self.config.head_dim();
+        let split_heads = |projected: Tensor, heads: usize| {
+            projected.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = split_heads(attention.q.forward(x)?.broadcast_add(&attention.q_bias)?, self.config.head_count)?;
+        let k = split_heads(attention.k.forward(x)?.broadcast_add(&attention.k_bias)?, self.config.head_count_kv)?;
+        let v = split_heads(attention.v.forward(x)?.broadcast_add(&attention.v_bias)?, self.config.head_count_kv)?;
+
+        let q = self.rope.apply(&q, cache.len)?;
+        let k = self.rope.apply(&k, cache.len)?;
+        let (k, v) = cache.append(layer, k, v)?;
+
+        // Grouped-query attention: each key/value head serves head_count / head_count_kv queries.
+        let groups = self.config.head_count / self.config.head_count_kv;
+        let k = repeat_kv(k, groups)?;
+        let v = repeat_kv(v, groups)?.contiguous()?;
+
+        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?; // (1, heads, seq, total)
+        let scores = match mask {
+            Some(mask) => {
+                let mask = mask.broadcast_as(scores.shape())?;
+                let blocked = Tensor::new(f32::NEG_INFINITY, scores.device())?.broadcast_as(scores.shape())?;
+                mask.where_cond(&blocked, &scores)?
+            }
+            None => scores,
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, width))?;
+        attention.output.forward(&y)
+    }
+}
+
+/// Index of the largest logit: greedy decoding, so the same prompt always gives the same answer.
+pub fn argmax(logits: &Tensor) -> Result<u32> {
+    logits.argmax(D::Minus1)?.to_scalar::<u32>()
+}
+
+#[cfg(test)]
+impl KvCache {
+    pub(crate) fn set_len_for_tests(&mut self, len: usize) {
+        self.len = len;
+    }
+}
