@@ -60,21 +60,6 @@ pub fn read_header(path: &Path) -> Result<(GgufHeader, BufReader<File>)> {
     let content = gguf_file::Content::read(&mut reader)
         .map_err(|e| unreadable(format!("its GGUF header is damaged or truncated ({e})")))?;
 
-    // The header only lists tensors; a truncated download still has a valid header, so check that
-    // the last tensor ends inside the file before spending seconds loading the rest.
-    let data_end = content
-        .tensor_infos
-        .values()
-        .map(|t| t.offset + (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
-        .max()
-        .unwrap_or(0)
-        + content.tensor_data_offset;
-    if data_end > file_len {
-        return Err(unreadable(format!(
-            "it is truncated: the tensors need {data_end} bytes but the file has {file_len}"
-        )));
-    }
-
     let architecture = match content.metadata.get("general.architecture").map(|v| v.to_string()) {
         Some(Ok(name)) => name.clone(),
         _ => return Err(unreadable("its metadata names no general.architecture".into())),
@@ -82,6 +67,20 @@ pub fn read_header(path: &Path) -> Result<(GgufHeader, BufReader<File>)> {
     if architecture != "qwen2" {
         return Err(Error::UnsupportedArchitecture { path: path.to_owned(), architecture });
     }
+    // The header only lists tensors; a truncated download still has a valid header, so check that
+    // the last tensor ends inside the file before spending seconds loading the rest.
+    let data_end = content
+        .tensor_infos
+        .values()
+        .map(|t| t.offset + (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+        .max()
+        .map(|end| end + content.tensor_data_offset);
+    if let Some(data_end) = data_end.filter(|&end| end > file_len) {
+        return Err(unreadable(format!(
+            "it is truncated: the tensors need {data_end} bytes but the file has {file_len}"
+        )));
+    }
+
     Ok((GgufHeader { content, architecture }, reader))
 }
 
@@ -132,6 +131,36 @@ mod tests {
     fn empty_file_is_not_gguf() {
         let path = temp_file("empty.gguf", b"");
         assert!(load_error(&path).contains("not a GGUF file"));
+    }
+
+    /// A GGUF header with one string key and no tensors.
+    fn gguf_with_architecture(architecture: &str) -> Vec<u8> {
+        let mut bytes = b"GGUF".to_vec();
+        bytes.extend(3u32.to_le_bytes()); // version
+        bytes.extend(0u64.to_le_bytes()); // tensors
+        bytes.extend(1u64.to_le_bytes()); // metadata entries
+        let key = "general.architecture";
+        bytes.extend((key.len() as u64).to_le_bytes());
+        bytes.extend(key.as_bytes());
+        bytes.extend(8u32.to_le_bytes()); // string
+        bytes.extend((architecture.len() as u64).to_le_bytes());
+        bytes.extend(architecture.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn other_architectures_are_named() {
+        let path = temp_file("llama.gguf", &gguf_with_architecture("llama"));
+        let err = load_error(&path);
+        assert!(err.contains("architecture 'llama'") && err.contains("only Qwen2"), "{err}");
+    }
+
+    #[test]
+    fn default_path_follows_the_fetch_script_cache() {
+        let path = default_model_path();
+        if std::env::var_os("NL2SQL_MODEL").is_none() {
+            assert!(path.ends_with(format!("nl2sql/{DEFAULT_MODEL_FILE}")), "{}", path.display());
+        }
     }
 
     #[test]
