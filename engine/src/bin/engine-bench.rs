@@ -1,0 +1,89 @@
+//! Engine benchmark: prints numbers, asserts nothing.
+//!
+//!   cargo run -p nl2sql-engine --release --bin engine-bench [-- --threads N]
+//!
+//! For each of ten fixed questions on a sales schema: time to first token with an empty prefix
+//! cache (cold), time to first token when the schema is already cached (after another question),
+//! prompt and decode speed. Also model load time and peak resident memory.
+
+use nl2sql_engine::{model::default_model_path, no_checkpoint, Completion, Engine, Settings, SqlRequest};
+use std::time::Instant;
+
+const SCHEMA: &str = include_str!("../../examples/sales.sql");
+const QUESTIONS: [&str; 10] = [
+    "How many customers signed up in 2024?",
+    "What is the total revenue per product category?",
+    "Which 5 customers spent the most money?",
+    "What is the average order value by country?",
+    "How many orders were cancelled each month of 2024?",
+    "Which products have never been ordered?",
+    "What share of orders were returned?",
+    "What is the best-selling product by quantity in Germany?",
+    "How many distinct customers ordered games last month?",
+    "List the daily revenue for the last 7 days.",
+];
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut settings = Settings::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--threads", Some(n)) => settings.threads = n.parse()?,
+            _ => return Err("usage: engine-bench [--threads N]".into()),
+        }
+    }
+    let path = default_model_path();
+    let mut engine = Engine::load(&path, settings.clone())?;
+    println!("model: {}", path.display());
+    println!("threads: {}", settings.threads);
+    println!("load time: {:.2} s", engine.load_time().as_secs_f64());
+
+    let mut generate = |engine: &mut Engine, question: &str, max_new_tokens: usize| -> Result<Completion, Box<dyn std::error::Error>> {
+        engine.set_max_new_tokens(max_new_tokens)?;
+        Ok(engine.complete(&SqlRequest::new(SCHEMA, question).prompt()?, &mut no_checkpoint())?)
+    };
+    // candle repacks quantized weights lazily on first use: keep that out of the numbers.
+    let started = Instant::now();
+    generate(&mut engine, "warm up", 2)?;
+    println!("warm-up (first prompt ever): {:.2} s", started.elapsed().as_secs_f64());
+
+    println!("\n{:<60} {:>7} {:>9} {:>9} {:>8} {:>7} {:>8}", "question", "prompt", "cold ttft", "warm ttft", "speedup", "tokens", "decode/s");
+    let (mut cold_ttft, mut warm_ttft, mut prefill_rate, mut decode_rate) = (vec![], vec![], vec![], vec![]);
+    for (i, question) in QUESTIONS.iter().enumerate() {
+        engine.clear_prefix_cache();
+        let cold = generate(&mut engine, question, 1)?;
+        engine.clear_prefix_cache();
+        generate(&mut engine, QUESTIONS[(i + 1) % QUESTIONS.len()], 1)?;
+        let warm = generate(&mut engine, question, Settings::default().max_new_tokens)?;
+        let (cold_s, warm_s) = (cold.timings.prefill.as_secs_f64(), warm.timings.prefill.as_secs_f64());
+        println!(
+            "{:<60} {:>7} {:>8.2}s {:>8.2}s {:>7.1}x {:>7} {:>8.1}",
+            question, cold.prompt_tokens, cold_s, warm_s, cold_s / warm_s, warm.generated_tokens, warm.decode_tokens_per_second()
+        );
+        cold_ttft.push(cold_s);
+        warm_ttft.push(warm_s);
+        prefill_rate.push(cold.prefill_tokens_per_second());
+        decode_rate.push(warm.decode_tokens_per_second());
+    }
+    println!("\nmedian prompt speed (cold): {:.1} tokens/s", median(prefill_rate));
+    println!("median decode speed: {:.1} tokens/s", median(decode_rate));
+    let (cold, warm) = (median(cold_ttft), median(warm_ttft));
+    println!("median time to first token: cold {cold:.2} s, schema cached {warm:.2} s ({:.1}x faster)", cold / warm);
+    println!("peak RSS: {:.0} MiB", peak_rss_mib());
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! nl2sql_load_csv(): a server-side CSV into a new typed table, in one transaction.
+//!
+//! Two passes over the file: the first checks its shape (a header, rows of equal length) and
+//! infers the types from every value; the second loads it in batches. Nothing is created until
+//! the first pass succeeded, and any error later rolls the whole statement back.
+
+use crate::csv_types::{column_names, ColumnInference, ColumnType};
+use crate::errors::{Nl2sqlError, Result};
+use nl2sql_engine::schema::quote_ident;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::fs::File;
+use std::path::Path;
+
+const BATCH_ROWS: usize = 5000;
+
+fn reader(path: &Path) -> Result<csv::Reader<File>> {
+    let file = File::open(path).map_err(|e| {
+        Nl2sqlError::new(PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, format!("could not open file \"{}\" for reading: {e}", path.display()))
+            .hint("The path is read by the database server, not by your client: give a path on the server (for a client-side file use psql's \\copy).")
+    })?;
+    Ok(csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(file))
+}
+
+fn csv_error(path: &Path, error: csv::Error) -> Nl2sqlError {
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => format!(
+            "{}: line {} has {len} fields, but the header has {expected_len}",
+            path.display(),
+            pos.as_ref().map_or(0, |p| p.line())
+        ),
+        csv::ErrorKind::Utf8 { pos, .. } => format!(
+            "{}: line {} is not valid UTF-8",
+            path.display(),
+            pos.as_ref().map_or(0, |p| p.line())
+        ),
+        _ => format!("{}: {error}", path.display()),
+    };
+    Nl2sqlError::new(PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT, message)
+        .hint("Every row needs as many comma-separated fields as the header line; quote fields that contain commas.")
+}
+
+/// Same rule as COPY FROM a file: superusers and members of pg_read_server_files only.
+fn check_may_read_server_files() -> Result<()> {
+    let allowed = Spi::get_one::<bool>("SELECT pg_catalog.pg_has_role(current_user, 'pg_read_server_files', 'USAGE')")
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if allowed {
+        Ok(())
+    } else {
+        Err(Nl2sqlError::new(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, "permission denied to load a server-side file")
+            .hint("Only superusers and members of pg_read_server_files may, as with COPY FROM a file: GRANT pg_read_server_files TO your_role; or load from the client with psql's \\copy."))
+    }
+}
+
+/// The table name as a quoted, possibly schema-qualified name that does not exist yet.
+fn new_table_name(table_name: &str) -> Result<String> {
+    let parts: Vec<String> = Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[table_name.into()])
+        .map_err(|_| Nl2sqlError::invalid_input(format!("\"{table_name}\" is not a valid table name")).hint("Use a name like sales or myschema.sales."))?
+        .unwrap_or_default();
+    if parts.is_empty() || parts.len() > 2 {
+        return Err(Nl2sqlError::invalid_input(format!("\"{table_name}\" is not a valid table name")).hint("Use a name like sales or myschema.sales."));
+    }
+    let qualified = parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join(".");
+    let exists = Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[qualified.as_str().into()])
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if exists {
+        return Err(Nl2sqlError::new(PgSqlErrorCode::ERRCODE_DUPLICATE_TABLE, format!("table {qualified} already exists"))
+            .hint("Drop it first, or load into another name."));
+    }
+    Ok(qualified)
+}
+
+struct Shape {
+    columns: Vec<String>,
+    types: Vec<ColumnType>,
+    rows: usize,
+}
+
+fn infer_shape(path: &Path) -> Result<Shape> {
+    let mut csv = reader(path)?;
+    let headers = csv.headers().map_err(|e| csv_error(path, e))?.clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].trim().is_empty()) {
+        return Err(Nl2sqlError::new(PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT, format!("{} is empty", path.display()))
+            .hint("The first line must name the columns, e.g. id,date,price"));
+    }
+    let mut inference = vec![ColumnInference::default(); headers.len()];
+    let mut rows = 0;
+    for record in csv.records() {
+        let record = record.map_err(|e| csv_error(path, e))?;
+        for (column, value) in inference.iter_mut().zip(record.iter()) {
+            column.observe(value);
+        }
+        rows += 1;
+        if rows % 10_000 == 0 {
+            pg_sys::check_for_interrupts!();
+        }
+    }
+    if rows == 0 {
+        return Err(Nl2sqlError::new(PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT, format!("{} has a header but no data rows", path.display()))
+            .hint("Add rows to the file; there is nothing to infer column types from."));
+    }
+    let names: Vec<&str> = headers.iter().collect();
+    Ok(Shape { columns: column_names(&names), types: inference.iter().map(ColumnInference::column_type).collect(), rows })
+}
+
+fn insert_batch(insert: &str, batch: &mut [Vec<Option<String>>]) -> Result<()> {
+    let args: Vec<pgrx::datum::DatumWithOid> = batch.iter_mut().map(|column| std::mem::take(column).into()).collect();
+    Spi::run_with_args(insert, &args)
+        .map_err(|e| Nl2sqlError::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("inserting rows failed: {e}")))
+}
+
+pub fn load_csv(path: &str, table_name: &str) -> Result<i64> {
+    check_may_read_server_files()?;
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return Err(Nl2sqlError::invalid_input(format!("\"{}\" is a relative path", path.display()))
+            .hint("Give the absolute path of the file on the database server."));
+    }
+    let table = new_table_name(table_name)?;
+    let shape = infer_shape(path)?;
+
+    let definitions: Vec<String> = shape.columns.iter().zip(&shape.types).map(|(c, t)| format!("{} {}", quote_ident(c), t.sql())).collect();
+    Spi::run(&format!("CREATE TABLE {table} ({})", definitions.join(", ")))
+        .map_err(|e| Nl2sqlError::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("creating {table} failed: {e}")))?;
+
+    let n = shape.columns.len();
+    let insert = format!(
+        "INSERT INTO {table} SELECT {} FROM unnest({}) AS u({})",
+        (1..=n).map(|i| format!("u.c{i}::{}", shape.types[i - 1].sql())).collect::<Vec<_>>().join(", "),
+        (1..=n).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", "),
+        (1..=n).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", "),
+    );
+    let mut batch: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(BATCH_ROWS); n];
+    let mut loaded = 0i64;
+    for record in reader(path)?.records() {
+        let record = record.map_err(|e| csv_error(path, e))?;
+        for ((column, value), column_type) in batch.iter_mut().zip(record.iter()).zip(&shape.types) {
+            column.push((!value.is_empty()).then(|| column_type.normalise(value)));
+        }
+        loaded += 1;
+        if batch[0].len() == BATCH_ROWS {
+            pg_sys::check_for_interrupts!();
+            insert_batch(&insert, &mut batch)?;
+        }
+    }
+    if !batch[0].is_empty() {
+        insert_batch(&insert, &mut batch)?;
+    }
+    if loaded as usize != shape.rows {
+        return Err(Nl2sqlError::new(PgSqlErrorCode::ERRCODE_BAD_COPY_FILE_FORMAT, format!("{} changed while it was being loaded", path.display())));
+    }
+    // Statistics now, so the next question already sees the frequent values of text columns.
+    Spi::run(&format!("ANALYZE {table}"))
+        .map_err(|e| Nl2sqlError::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("analysing {table} failed: {e}")))?;
+    Ok(loaded)
+}
