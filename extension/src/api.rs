@@ -19,6 +19,11 @@ fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str> {
     })
 }
 
+/// A question that is present, not blank and not over-long: checked before the model is loaded.
+fn checked_question(value: Option<&str>) -> Result<&str> {
+    Ok(nl2sql_engine::prompt::check_question(required(value, "question")?)?)
+}
+
 fn ok<T>(result: Result<T>) -> T {
     result.unwrap_or_else(|e| e.raise())
 }
@@ -43,7 +48,7 @@ fn row_objects(result: &ResultSet) -> Vec<Value> {
 }
 
 fn run_question(question: Option<&str>, instructions: Option<&str>) -> Outcome {
-    let question = ok(required(question, "question"));
+    let question = ok(checked_question(question));
     let outcome = ok(answer(question, instructions, Mode::Run));
     if let Some(result) = &outcome.result {
         if result.truncated {
@@ -69,14 +74,14 @@ fn nl2sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) 
 /// The checked (and planned, not run) SQL for the question.
 #[pg_extern]
 fn nl2sql_sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let question = ok(required(question, "question"));
+    let question = ok(checked_question(question));
     ok(answer(question, instructions, Mode::Plan)).sql
 }
 
 /// The exact prompt the model would see for the question, as the calling role.
 #[pg_extern]
 fn nl2sql_prompt(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let question = ok(required(question, "question"));
+    let question = ok(checked_question(question));
     let schema = ok(schema_context::readable_schema_text());
     let mut request = SqlRequest::new(&schema, question);
     request.instructions = instructions;
@@ -115,7 +120,7 @@ fn columns_and_rows(rows: Option<&Value>) -> Result<(Vec<String>, Vec<Vec<Value>
 /// A one- or two-sentence plain-language answer to the question from the given rows.
 #[pg_extern]
 fn explain_rows(question: Option<&str>, rows: Option<JsonB>) -> String {
-    let question = ok(required(question, "question"));
+    let question = ok(checked_question(question));
     let (columns, table) = ok(columns_and_rows(rows.as_ref().map(|j| &j.0)));
     ok(narrate(question, &columns, &table))
 }
@@ -125,7 +130,7 @@ fn explain_rows(question: Option<&str>, rows: Option<JsonB>) -> String {
 fn nl2sql_answer(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
     let outcome = run_question(question, instructions);
     let result = outcome.result.expect("Run mode returns a result");
-    ok(narrate(question.unwrap_or_default(), &result.columns, &result.rows))
+    ok(narrate(ok(checked_question(question)), &result.columns, &result.rows))
 }
 
 /// Everything about one question in one round trip (what the web service calls): the SQL, the
@@ -140,7 +145,7 @@ fn nl2sql_ask(
     let outcome = run_question(question, instructions);
     let result = outcome.result.expect("Run mode returns a result");
     let narrate_started = Instant::now();
-    let answer = narrate_result.then(|| ok(narrate(question.unwrap_or_default(), &result.columns, &result.rows)));
+    let answer = narrate_result.then(|| ok(narrate(ok(checked_question(question)), &result.columns, &result.rows)));
     let narrate_ms = narrate_started.elapsed().as_secs_f64() * 1000.0;
     JsonB(json!({
         "sql": outcome.sql,

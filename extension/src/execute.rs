@@ -149,6 +149,7 @@ pub fn run_read_only(sql: &str, checked: &CheckedQuery, max_rows: usize, timeout
             code: pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             message: spi_error.to_string(),
             detail: None,
+            hint: None,
         })),
         Err(caught) if caught.code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED && deadline.passed() => {
             Err(RunFailure::TimedOut)

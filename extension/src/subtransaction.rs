@@ -14,6 +14,7 @@ pub struct CaughtPgError {
     pub code: PgSqlErrorCode,
     pub message: String,
     pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 /// Runs `step` in an internal subtransaction. Its effects are kept when it returns (there are
@@ -50,6 +51,7 @@ pub fn catch_pg_error<R>(
                         code: report.sql_error_code(),
                         message: report.message().to_owned(),
                         detail: report.detail().map(str::to_owned),
+                        hint: report.hint().map(str::to_owned),
                     };
                     if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && !is_ours(&error) {
                         caught.rethrow()

@@ -1,0 +1,97 @@
+// The SELECT-only checker: PostgreSQL's parser and analyser decide, on hand-written statements.
+
+fn checker_fixtures() {
+    run("CREATE TABLE t (a int, b text)");
+    run("INSERT INTO t VALUES (1, 'x')");
+    run("CREATE SEQUENCE s");
+    run("CREATE PROCEDURE p() LANGUAGE sql AS 'SELECT 1'");
+    run("CREATE VIEW v_random AS SELECT a, random() AS r FROM t");
+}
+
+#[pg_test]
+fn checker_refuses_writes_ddl_and_utility_statements() {
+    checker_fixtures();
+    let cases = [
+        ("INSERT INTO t VALUES (2, 'y')", "INSERT statements are not allowed"),
+        ("UPDATE t SET a = 2", "UPDATE statements are not allowed"),
+        ("DELETE FROM t", "DELETE statements are not allowed"),
+        ("MERGE INTO t USING t AS u ON t.a = u.a WHEN MATCHED THEN DELETE", "MERGE statements are not allowed"),
+        ("TRUNCATE t", "TRUNCATE TABLE statements are not allowed"),
+        ("DROP TABLE t", "DROP TABLE statements are not allowed"),
+        ("CREATE TABLE x (a int)", "CREATE TABLE statements are not allowed"),
+        ("CREATE TABLE x AS SELECT * FROM t", "CREATE TABLE AS statements are not allowed"),
+        ("ALTER TABLE t ADD COLUMN c int", "ALTER TABLE statements are not allowed"),
+        ("CREATE INDEX ON t (a)", "CREATE INDEX statements are not allowed"),
+        ("GRANT SELECT ON t TO PUBLIC", "GRANT statements are not allowed"),
+        ("COPY t TO '/tmp/nl2sql-copy-out'", "COPY statements are not allowed"),
+        ("COPY t FROM PROGRAM 'id'", "COPY statements are not allowed"),
+        ("DO $$ BEGIN DELETE FROM t; END $$", "DO statements are not allowed"),
+        ("CALL p()", "CALL statements are not allowed"),
+        ("SET statement_timeout = 0", "SET statements are not allowed"),
+        ("RESET ALL", "RESET statements are not allowed"),
+        ("BEGIN", "BEGIN statements are not allowed"),
+        ("COMMIT", "COMMIT statements are not allowed"),
+        ("ROLLBACK", "ROLLBACK statements are not allowed"),
+        ("SAVEPOINT x", "SAVEPOINT statements are not allowed"),
+        ("VACUUM t", "VACUUM statements are not allowed"),
+        ("LOCK TABLE t", "LOCK TABLE statements are not allowed"),
+        ("EXPLAIN ANALYZE DELETE FROM t", "EXPLAIN statements are not allowed"),
+        ("PREPARE q AS DELETE FROM t", "PREPARE statements are not allowed"),
+        ("EXECUTE q", "EXECUTE statements are not allowed"),
+        ("NOTIFY x", "NOTIFY statements are not allowed"),
+        ("LISTEN x", "LISTEN statements are not allowed"),
+    ];
+    for (sql, expected) in cases {
+        let reason = refusal(sql);
+        assert!(reason.contains(expected), "{sql}: {reason}");
+    }
+    assert_eq!(one::<i64>("SELECT count(*) FROM t"), 1, "nothing ran");
+}
+
+#[pg_test]
+fn checker_refuses_hidden_writes_locks_and_volatile_functions() {
+    checker_fixtures();
+    let cases = [
+        ("SELECT 1; DROP TABLE t", "holds 2 statements"),
+        ("SELECT 1; SELECT 2", "holds 2 statements"),
+        ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "WITH clauses that INSERT, UPDATE or DELETE"),
+        ("WITH i AS (INSERT INTO t VALUES (3, 'z') RETURNING a) SELECT a FROM i", "WITH clauses that INSERT, UPDATE or DELETE"),
+        ("SELECT * INTO new_t FROM t", "SELECT INTO creates a table"),
+        ("SELECT * FROM t FOR UPDATE", "FOR UPDATE / FOR SHARE"),
+        ("SELECT * FROM t FOR SHARE", "FOR UPDATE / FOR SHARE"),
+        ("SELECT * FROM (SELECT * FROM t FOR UPDATE) sub", "FOR UPDATE / FOR SHARE"),
+        ("WITH x AS (SELECT * FROM t FOR NO KEY UPDATE) SELECT * FROM x", "FOR UPDATE / FOR SHARE"),
+        ("SELECT pg_sleep(1)", "volatile function"),
+        ("SELECT pg_terminate_backend(pg_backend_pid())", "volatile function"),
+        ("SELECT set_config('search_path', 'x', false)", "volatile function"),
+        ("SELECT nextval('s')", "volatile function"),
+        ("SELECT lo_import('/etc/hostname')", "volatile function"),
+        ("SELECT a FROM t ORDER BY random()", "volatile function"),
+        ("SELECT * FROM t, pg_sleep(1)", "volatile function"),
+        ("SELECT a FROM t WHERE a IN (SELECT pg_backend_pid() FROM pg_sleep(0))", "volatile function"),
+        ("SELECT * FROM v_random", "volatile function"),
+        ("", "the SQL is empty"),
+        ("-- only a comment", "the SQL is empty"),
+        ("SELEC 1", "ERROR: syntax error"),
+        ("SELECT nope FROM t", "ERROR: column \"nope\" does not exist"),
+        ("SELECT dblink('host=x', 'DELETE FROM t')", "ERROR: function dblink"),
+    ];
+    for (sql, expected) in cases {
+        let reason = refusal(sql);
+        assert!(reason.contains(expected), "{sql}: {reason}");
+    }
+    assert_eq!(one::<i64>("SELECT count(*) FROM t"), 1, "nothing ran");
+    assert_eq!(one::<i64>("SELECT count(*) FROM pg_class WHERE relname = 'new_t'"), 0);
+}
+
+#[pg_test]
+fn checker_accepts_plain_reads_and_names_their_columns() {
+    checker_fixtures();
+    assert_eq!(accepted("SELECT a AS x, a + 1, b FROM t").columns, ["x", "?column?", "b"]);
+    assert_eq!(accepted("WITH x AS (SELECT a FROM t) SELECT count(*) FROM x").columns, ["count"]);
+    assert_eq!(accepted("SELECT a FROM t UNION SELECT 2 ORDER BY 1").columns, ["a"]);
+    assert_eq!(accepted("TABLE t").columns, ["a", "b"]);
+    assert_eq!(accepted("VALUES (1, 'x')").columns, ["column1", "column2"]);
+    assert_eq!(accepted("SELECT now(), current_date, date_trunc('month', now())").columns.len(), 3);
+    assert_eq!(accepted("SELECT t1.a, t2.a FROM t t1 JOIN t t2 USING (b)").columns, ["a", "a"]);
+}
