@@ -88,6 +88,7 @@ You are an expert PostgreSQL data analyst. Write one PostgreSQL query that answe
 
 Rules:
 - Write PostgreSQL only. Dates: EXTRACT(YEAR FROM d), EXTRACT(MONTH FROM d), EXTRACT(DOW FROM d) (0 = Sunday ... 6 = Saturday), date_trunc('month', d), to_char(d, 'YYYY-MM'), CURRENT_DATE, d - INTERVAL '7 days'. Never use MONTH(), YEAR(), DAYOFWEEK(), DATEPART(), DATEDIFF(), TOP or backticks.
+- Counting: 'how many', 'most bought', 'most popular' and 'sold the most' count rows with COUNT(*) (or SUM a quantity column if there is one); 'revenue', 'sales amount' and 'earned' SUM a price or amount column.
 - Case-insensitive text matching: ILIKE. Division: cast to numeric or float to avoid integer division.
 - Exactly one SELECT statement (WITH ... SELECT is fine). Never modify data or the schema.
 - Use only the tables and columns above, spelled and quoted exactly as shown. Qualify column names with table aliases when joining.

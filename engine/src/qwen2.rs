@@ -11,7 +11,7 @@ use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
-use candle_transformers::utils::{build_causal_mask, repeat_kv};
+use candle_transformers::utils::build_causal_mask;
 
 /// Hyper-parameters, read from the GGUF metadata (`qwen2.*` keys).
 #[derive(Debug, Clone, PartialEq)]
@@ -278,22 +278,27 @@ impl Qwen2 {
         let k = self.rope.apply(&k, cache.len)?;
         let (k, v) = cache.append(layer, k, v)?;
 
-        // Grouped-query attention: each key/value head serves head_count / head_count_kv queries.
-        let groups = self.config.head_count / self.config.head_count_kv;
-        let k = repeat_kv(k, groups)?;
-        let v = repeat_kv(v, groups)?.contiguous()?;
+        // Grouped-query attention: each key/value head serves `groups` consecutive query heads.
+        // Folding those heads into the row dimension, (1, kv_heads, groups * seq, head_dim), lets
+        // them share one copy of K and V instead of repeating K and V `groups` times per token.
+        let kv_heads = self.config.head_count_kv;
+        let groups = self.config.head_count / kv_heads;
+        let total = k.dim(2)?;
+        let q = q.reshape((batch, kv_heads, groups * seq, head_dim))?;
 
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?; // (1, heads, seq, total)
+        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?; // (1, kv_heads, groups * seq, total)
         let scores = match mask {
             Some(mask) => {
+                let scores = scores.reshape((batch, kv_heads, groups, seq, total))?;
                 let mask = mask.broadcast_as(scores.shape())?;
                 let blocked = Tensor::new(f32::NEG_INFINITY, scores.device())?.broadcast_as(scores.shape())?;
-                mask.where_cond(&blocked, &scores)?
+                mask.where_cond(&blocked, &scores)?.reshape((batch, kv_heads, groups * seq, total))?
             }
             None => scores,
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, width))?;
+        let y = weights.matmul(&v.contiguous()?)?; // (1, kv_heads, groups * seq, head_dim)
+        let y = y.reshape((batch, self.config.head_count, seq, head_dim))?.transpose(1, 2)?.reshape((batch, seq, width))?;
         attention.output.forward(&y)
     }
 }

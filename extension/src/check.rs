@@ -77,6 +77,19 @@ pub fn check_select_only(sql: &str) -> Result<CheckedQuery, Refusal> {
     }
 }
 
+/// Plans `sql` (already accepted by [`check_select_only`]) without running it, so planner errors
+/// surface for repair. Raises the planner's ERROR; run inside a subtransaction.
+pub fn plan_select(sql: &str) {
+    let text = CString::new(sql).expect("checked statements contain no NUL");
+    // SAFETY: as in check_select_only; the plan is built in the current memory context and dropped.
+    unsafe {
+        let raw = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(text.as_ptr()));
+        let raw = raw.get_ptr(0).expect("checked: one statement");
+        let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(raw, text.as_ptr(), std::ptr::null_mut(), 0, std::ptr::null_mut());
+        pg_sys::pg_plan_queries(queries, text.as_ptr(), pg_sys::CURSOR_OPT_PARALLEL_OK as i32, std::ptr::null_mut());
+    }
+}
+
 unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     !node.is_null() && (*node).type_ == tag
 }

@@ -6,6 +6,7 @@
 
 use crate::csv_types::{column_names, ColumnInference, ColumnType};
 use crate::errors::{Nl2sqlError, Result};
+use crate::subtransaction::catch_pg_error;
 use nl2sql_engine::schema::quote_ident;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -56,11 +57,20 @@ fn check_may_read_server_files() -> Result<()> {
 
 /// The table name as a quoted, possibly schema-qualified name that does not exist yet.
 fn new_table_name(table_name: &str) -> Result<String> {
-    let parts: Vec<String> = Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[table_name.into()])
-        .map_err(|_| Nl2sqlError::invalid_input(format!("\"{table_name}\" is not a valid table name")).hint("Use a name like sales or myschema.sales."))?
-        .unwrap_or_default();
+    let invalid = || {
+        Nl2sqlError::invalid_input(format!("\"{table_name}\" is not a valid table name"))
+            .hint("Use an SQL name like sales or myschema.sales; quote names with capitals or spaces: '\"Pizza Sales\"'.")
+    };
+    let owned = table_name.to_owned();
+    let parts = catch_pg_error(
+        move || Spi::get_one_with_args::<Vec<String>>("SELECT pg_catalog.parse_ident($1)", &[owned.as_str().into()]),
+        |_| false,
+    )
+    .map_err(|_| invalid())?
+    .map_err(|_| invalid())?
+    .unwrap_or_default();
     if parts.is_empty() || parts.len() > 2 {
-        return Err(Nl2sqlError::invalid_input(format!("\"{table_name}\" is not a valid table name")).hint("Use a name like sales or myschema.sales."));
+        return Err(invalid());
     }
     let qualified = parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join(".");
     let exists = Spi::get_one_with_args::<bool>("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[qualified.as_str().into()])

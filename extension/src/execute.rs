@@ -114,6 +114,20 @@ impl Drop for Deadline {
     }
 }
 
+/// Read-only SPI runs in the snapshot its caller's statement started with; a volatile function,
+/// which nl2sql() is, should see what earlier commands of its own transaction wrote (as PL/pgSQL
+/// statements do), so the statement runs in a fresh snapshot. Inside a subtransaction, whose
+/// abort pops the snapshot if the statement fails.
+fn with_fresh_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    unsafe {
+        pg_sys::CommandCounterIncrement();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = f();
+    unsafe { pg_sys::PopActiveSnapshot() };
+    result
+}
+
 /// Runs a statement that passed [`check_select_only`] and returns at most `max_rows` rows.
 pub fn run_read_only(sql: &str, checked: &CheckedQuery, max_rows: usize, timeout_ms: i32) -> Result<ResultSet, RunFailure> {
     let wrapped = wrap_as_json_rows(sql, checked.columns.len());
@@ -125,7 +139,7 @@ pub fn run_read_only(sql: &str, checked: &CheckedQuery, max_rows: usize, timeout
             if let Err(refusal) = check_select_only(&wrapped) {
                 error!("the wrapped statement was refused: {}", refusal.0);
             }
-            Spi::connect(|client| -> Result<(Vec<Vec<Value>>, bool), pgrx::spi::Error> {
+            with_fresh_snapshot(|| Spi::connect(|client| -> Result<(Vec<Vec<Value>>, bool), pgrx::spi::Error> {
                 let table = client.select(&wrapped, Some(max_rows as i64 + 1), &[])?;
                 let mut rows = Vec::with_capacity(table.len().min(max_rows));
                 for row in table {
@@ -139,7 +153,7 @@ pub fn run_read_only(sql: &str, checked: &CheckedQuery, max_rows: usize, timeout
                     });
                 }
                 Ok((rows, false))
-            })
+            }))
         },
         move |_| unsafe { pg_sys::GetCurrentTimestamp() >= deadline_at },
     );
@@ -158,15 +172,10 @@ pub fn run_read_only(sql: &str, checked: &CheckedQuery, max_rows: usize, timeout
     }
 }
 
-/// Plans the statement without running it (EXPLAIN), to catch planner errors for repair.
+/// Plans the statement without running it, to catch planner errors for repair.
 pub fn plan_only(sql: &str) -> Result<(), CaughtPgError> {
-    catch_pg_error(
-        || {
-            Spi::connect(|client| client.select(&format!("EXPLAIN (COSTS OFF)\n{sql}\n"), None, &[]).map(|_| ()))
-                .unwrap_or_else(|e| error!("{e}"))
-        },
-        |_| false,
-    )
+    let owned = sql.to_owned();
+    catch_pg_error(move || crate::check::plan_select(&owned), |_| false)
 }
 
 #[cfg(test)]

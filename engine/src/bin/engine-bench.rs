@@ -53,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("threads: {}", settings.threads);
     println!("load time: {:.2} s", engine.load_time().as_secs_f64());
 
-    let mut generate = |engine: &mut Engine, question: &str, max_new_tokens: usize| -> Result<Completion, Box<dyn std::error::Error>> {
+    let generate = |engine: &mut Engine, question: &str, max_new_tokens: usize| -> Result<Completion, Box<dyn std::error::Error>> {
         engine.set_max_new_tokens(max_new_tokens)?;
         Ok(engine.complete(&SqlRequest::new(SCHEMA, question).prompt()?, &mut no_checkpoint())?)
     };

@@ -66,7 +66,8 @@ fn csv_errors_are_clear_and_leave_nothing_behind() {
     run("CREATE TABLE existing (a int)");
     assert_error(&format!("SELECT nl2sql_load_csv('{good}', 'existing')"), "table existing already exists");
     assert_error(&format!("SELECT nl2sql_load_csv('{good}', 'a.b.c.d')"), "not a valid table name");
-    assert_eq!(one::<i64>(&format!("SELECT nl2sql_load_csv('{good}', 'Mixed Case')")), 1);
+    assert_error(&format!("SELECT nl2sql_load_csv('{good}', 'Mixed Case')"), "quote names with capitals or spaces");
+    assert_eq!(one::<i64>(&format!("SELECT nl2sql_load_csv('{good}', '\"Mixed Case\"')")), 1);
     assert_eq!(one::<i64>("SELECT a FROM \"Mixed Case\""), 1);
 }
 

@@ -49,9 +49,12 @@ fn bad_questions_get_clear_errors() {
 
 #[pg_test]
 fn no_readable_tables_is_an_error_with_a_hint() {
-    run("CREATE SCHEMA empty_schema");
-    run("SET LOCAL search_path = empty_schema");
-    assert_error("SELECT nl2sql_prompt('How many?')", "no tables or views on your search_path that you may read");
+    run("CREATE TABLE not_granted (a int)");
+    run("CREATE ROLE reads_nothing");
+    run("SET ROLE reads_nothing");
+    let error = error_of("SELECT nl2sql_prompt('How many?')");
+    run("RESET ROLE");
+    assert!(error.contains("no tables or views on your search_path that you may read") && error.contains("GRANT SELECT"), "{error}");
 }
 
 #[pg_test]

@@ -48,10 +48,15 @@ fn load_demo() {
     assert_eq!(one::<i64>(&format!("SELECT nl2sql_load_csv('{DEMO_CSV}', 'pizza_sales')")), DEMO_ROWS);
 }
 
-/// Rows of a query as lists of values (column names dropped: the model names columns freely).
+/// Rows of a query as lists of values in column order (json, unlike jsonb, keeps key order).
 fn value_rows(sql: &str) -> Vec<Vec<Value>> {
-    let json = one::<JsonB>(&format!("SELECT coalesce(jsonb_agg(to_jsonb(q)), '[]') FROM ({sql}) q")).0;
-    json.as_array().unwrap().iter().map(|row| row.as_object().unwrap().values().cloned().collect()).collect()
+    let json = one::<JsonB>(&format!(
+        "SELECT coalesce(jsonb_agg((SELECT jsonb_agg(e.value::jsonb ORDER BY e.n) \
+                                    FROM json_each(row_to_json(q)) WITH ORDINALITY AS e(key, value, n))), '[]') \
+         FROM ({sql}) q"
+    ))
+    .0;
+    serde_json::from_value(json).unwrap()
 }
 
 /// Rows nl2sql() returns for a question, as lists of values.
