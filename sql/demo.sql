@@ -8,7 +8,7 @@ COMMENT ON TABLE pizza_sales IS 'One row per pizza sold in 2015';
 -- nl2sql runs everything as the caller.
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nl2sql_web') THEN
-        CREATE ROLE nl2sql_web LOGIN;
+        CREATE ROLE nl2sql_web LOGIN PASSWORD 'nl2sql';
     END IF;
 END $$;
 GRANT SELECT ON pizza_sales TO nl2sql_web;

@@ -189,3 +189,10 @@ fn nl2sql_status() -> JsonB {
         "repair_attempts": gucs::repair_attempts(),
     }))
 }
+
+/// The tables, views and columns the calling role may read, as the model sees them (jsonb).
+#[pg_extern]
+fn nl2sql_schema() -> JsonB {
+    let schema = ok(schema_context::readable_schema());
+    JsonB(serde_json::to_value(schema).expect("a schema is plain data"))
+}
