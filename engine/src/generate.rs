@@ -39,6 +39,8 @@ pub struct Completion {
     /// Prompt tokens whose attention state came from the prefix cache.
     pub cached_tokens: usize,
     pub generated_tokens: usize,
+    /// Forward passes after the prompt (the first token comes from the prompt's pass).
+    pub decode_steps: usize,
     pub finish: Finish,
     pub timings: Timings,
 }
@@ -46,7 +48,7 @@ pub struct Completion {
 impl Completion {
     pub fn decode_tokens_per_second(&self) -> f64 {
         let secs = self.timings.decode.as_secs_f64();
-        if secs > 0.0 { (self.generated_tokens.saturating_sub(1)) as f64 / secs } else { 0.0 }
+        if secs > 0.0 { self.decode_steps as f64 / secs } else { 0.0 }
     }
 
     pub fn prefill_tokens_per_second(&self) -> f64 {
@@ -107,6 +109,7 @@ pub fn complete(
         prompt_tokens,
         cached_tokens,
         generated_tokens: generated.len(),
+        decode_steps: fed.len() - prompt_tokens,
         finish,
         timings: Timings { prefill, decode },
     };

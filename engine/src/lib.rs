@@ -93,6 +93,10 @@ impl Engine {
         self.cache.clear();
     }
 
+    pub fn tokenizer(&self) -> &tokens::ChatTokenizer {
+        &self.model.tokenizer
+    }
+
     pub fn prompt_tokens(&self, prompt: &ChatPrompt) -> Result<Vec<u32>> {
         prompt.tokens(&self.model.tokenizer)
     }

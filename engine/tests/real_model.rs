@@ -36,6 +36,15 @@ fn tokenizer_has_qwen_ids_and_round_trips() {
 }
 
 #[test]
+fn tokenizer_round_trips_sql_with_quotes_and_unicode() {
+    let engine = engine();
+    let sql = "SELECT \"größe\", 'it''s ✓ 日本語 🍕' AS \"Name\"\nFROM t -- ünïcødé\n\tWHERE a <> 'x;y'";
+    let ids = engine.tokenizer().encode(sql).unwrap();
+    assert!(ids.len() > 10);
+    assert_eq!(engine.tokenizer().decode(&ids).unwrap(), sql);
+}
+
+#[test]
 fn text_cannot_forge_control_tokens() {
     let engine = engine();
     let mut prompt = ChatPrompt::default();

@@ -179,7 +179,8 @@ fn split_statements(sql: &str) -> Vec<String> {
 }
 
 /// `{a, b}` lists acceptable columns: every non-empty subset is a valid query, and all brace
-/// groups of the query (as in `SELECT {a, b} ... GROUP BY {a, b}`) take the same subset.
+/// groups of the query take the same subset; an empty `{}` (as in `GROUP BY {}`) stands for the
+/// first group's columns.
 pub fn expand_alternatives(query: &str) -> Vec<String> {
     let mut groups: Vec<(usize, usize, Vec<String>)> = Vec::new();
     let mut search = 0;
@@ -189,9 +190,15 @@ pub fn expand_alternatives(query: &str) -> Vec<String> {
         groups.push((open, close, items));
         search = close + 1;
     }
-    let Some(width) = groups.first().map(|(_, _, items)| items.len()) else {
+    let Some(first) = groups.first().map(|(_, _, items)| items.clone()) else {
         return vec![query.to_owned()];
     };
+    let width = first.len();
+    for (_, _, items) in &mut groups {
+        if items.is_empty() {
+            items.clone_from(&first);
+        }
+    }
     let mut queries = Vec::new();
     for mask in 1u32..(1 << width) {
         let mut out = String::new();
@@ -236,6 +243,8 @@ mod tests {
             ]
         );
         assert_eq!(expand_alternatives("SELECT 1"), ["SELECT 1"]);
+        let empty_group = expand_alternatives("SELECT {a, b}, sum(x) FROM t GROUP BY {} ORDER BY 2");
+        assert_eq!(empty_group[2], "SELECT a, b, sum(x) FROM t GROUP BY a, b ORDER BY 2");
     }
 
     #[test]

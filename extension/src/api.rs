@@ -47,7 +47,8 @@ fn row_objects(result: &ResultSet) -> Vec<Value> {
         .collect()
 }
 
-fn run_question(question: Option<&str>, instructions: Option<&str>) -> Outcome {
+/// The checked question and its outcome, with a NOTICE when the rows were cut.
+fn run_question<'a>(question: Option<&'a str>, instructions: Option<&str>) -> (&'a str, Outcome) {
     let question = ok(checked_question(question));
     let outcome = ok(answer(question, instructions, Mode::Run));
     if let Some(result) = &outcome.result {
@@ -55,7 +56,7 @@ fn run_question(question: Option<&str>, instructions: Option<&str>) -> Outcome {
             notice!("nl2sql: the result was cut to nl2sql.max_rows = {} rows; ask for fewer rows or raise the setting", gucs::max_rows());
         }
     }
-    outcome
+    (question, outcome)
 }
 
 fn narrate(question: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<String> {
@@ -66,7 +67,7 @@ fn narrate(question: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<St
 /// Answers the question: one jsonb object per result row (column name -> value).
 #[pg_extern]
 fn nl2sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> SetOfIterator<'static, JsonB> {
-    let outcome = run_question(question, instructions);
+    let (_, outcome) = run_question(question, instructions);
     let rows = outcome.result.as_ref().map(row_objects).unwrap_or_default();
     SetOfIterator::new(rows.into_iter().map(JsonB))
 }
@@ -128,9 +129,9 @@ fn explain_rows(question: Option<&str>, rows: Option<JsonB>) -> String {
 /// Generate, run and narrate in one call: the answer in words.
 #[pg_extern]
 fn nl2sql_answer(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let outcome = run_question(question, instructions);
+    let (question, outcome) = run_question(question, instructions);
     let result = outcome.result.expect("Run mode returns a result");
-    ok(narrate(ok(checked_question(question)), &result.columns, &result.rows))
+    ok(narrate(question, &result.columns, &result.rows))
 }
 
 /// Everything about one question in one round trip (what the web service calls): the SQL, the
@@ -142,10 +143,10 @@ fn nl2sql_ask(
     narrate_result: default!(bool, true),
 ) -> JsonB {
     let started = Instant::now();
-    let outcome = run_question(question, instructions);
+    let (question, outcome) = run_question(question, instructions);
     let result = outcome.result.expect("Run mode returns a result");
     let narrate_started = Instant::now();
-    let answer = narrate_result.then(|| ok(narrate(ok(checked_question(question)), &result.columns, &result.rows)));
+    let answer = narrate_result.then(|| ok(narrate(question, &result.columns, &result.rows)));
     let narrate_ms = narrate_started.elapsed().as_secs_f64() * 1000.0;
     JsonB(json!({
         "sql": outcome.sql,

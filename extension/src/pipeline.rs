@@ -49,14 +49,14 @@ fn try_statement(sql: &str, mode: Mode) -> std::result::Result<Option<ResultSet>
     let checked = match catch_pg_error(|| check_select_only(sql), |_| false) {
         Ok(Ok(checked)) => checked,
         Ok(Err(refusal)) => return Err(AttemptFailure::Repairable(format!("refused: {}", refusal.0))),
-        Err(pg) => return Err(AttemptFailure::Repairable(format!("ERROR: {}", pg.message))),
+        Err(pg) => return Err(AttemptFailure::Repairable(pg.describe())),
     };
     match mode {
-        Mode::Plan => plan_only(sql).map(|_| None).map_err(|pg| AttemptFailure::Repairable(format!("ERROR: {}", pg.message))),
+        Mode::Plan => plan_only(sql).map(|_| None).map_err(|pg| AttemptFailure::Repairable(pg.describe())),
         Mode::Run => match run_read_only(sql, &checked, gucs::max_rows(), gucs::statement_timeout_ms()) {
             Ok(result) => Ok(Some(result)),
             Err(RunFailure::TimedOut) => Err(AttemptFailure::TimedOut),
-            Err(RunFailure::Failed(pg)) => Err(AttemptFailure::Repairable(format!("ERROR: {}", pg.message))),
+            Err(RunFailure::Failed(pg)) => Err(AttemptFailure::Repairable(pg.describe())),
         },
     }
 }

@@ -17,6 +17,21 @@ pub struct CaughtPgError {
     pub hint: Option<String>,
 }
 
+impl CaughtPgError {
+    /// The error as psql shows it (message, then DETAIL and HINT when present): what the model
+    /// sees when it repairs its SQL; PostgreSQL's hints often name the right column.
+    pub fn describe(&self) -> String {
+        let mut text = format!("ERROR: {}", self.message);
+        if let Some(detail) = &self.detail {
+            text.push_str(&format!("\nDETAIL: {detail}"));
+        }
+        if let Some(hint) = &self.hint {
+            text.push_str(&format!("\nHINT: {hint}"));
+        }
+        text
+    }
+}
+
 /// Runs `step` in an internal subtransaction. Its effects are kept when it returns (there are
 /// none: everything run this way is read-only); a PostgreSQL ERROR rolls them back and is
 /// returned. Query cancels that are not ours and Rust panics are rethrown after the rollback.

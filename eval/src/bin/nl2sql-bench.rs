@@ -41,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut client = Client::connect(&url, NoTls)?;
     let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[])?.get(0);
-    let mut time = |client: &mut Client, question: &str| -> Result<f64, Box<dyn std::error::Error>> {
+    let time = |client: &mut Client, question: &str| -> Result<f64, Box<dyn std::error::Error>> {
         let started = Instant::now();
         client.query("SELECT * FROM nl2sql($1)", &[&question])?;
         Ok(started.elapsed().as_secs_f64())
