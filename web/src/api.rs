@@ -1,7 +1,7 @@
 //! HTTP handlers: small functions from typed requests to JSON responses or an [`ApiError`].
 
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -63,8 +63,8 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Err(e) => {
-            let database = !e.message.starts_with("the database is not reachable");
-            let extension = database && !e.message.contains("extension is not installed");
+            let database = e.cause != Cause::Database;
+            let extension = database && e.cause != Cause::Extension;
             let body = json!({ "status": "unavailable", "database": database, "extension": extension,
                                "model_present": null, "error": e.message, "hint": e.hint });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()

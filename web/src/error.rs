@@ -6,9 +6,23 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+/// Which part of the system failed (what /healthz reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The request itself, or the question.
+    Request,
+    /// PostgreSQL could not be reached.
+    Database,
+    /// The database answers but has no nl2sql extension.
+    Extension,
+    /// The extension raised an error (no valid query, timeout, missing model...).
+    Nl2sql,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
+    pub cause: Cause,
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
@@ -16,12 +30,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), detail: None, hint: None }
+        Self { status, cause: Cause::Request, message: message.into(), detail: None, hint: None }
     }
 
     pub fn unavailable(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("the database is not reachable: {what}"))
-            .with_hint("Check that PostgreSQL is running and DATABASE_URL points to it; try again in a moment.")
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("the database is not reachable: {what}"))
+            .with_hint("Check that PostgreSQL is running and DATABASE_URL points to it; try again in a moment.");
+        error.cause = Cause::Database;
+        error
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -51,9 +67,11 @@ impl From<tokio_postgres::Error> for ApiError {
             Some(db) => {
                 let message = db.message().trim_start_matches("nl2sql: ").to_owned();
                 let mut error = Self::new(status_for(db.code().code()), message);
+                error.cause = Cause::Nl2sql;
                 error.detail = db.detail().map(str::to_owned);
                 error.hint = db.hint().map(str::to_owned);
                 if db.code().code() == "42883" {
+                    error.cause = Cause::Extension;
                     error.message = format!("the nl2sql extension is not installed in this database ({})", db.message());
                     error.hint = Some("Run CREATE EXTENSION nl2sql; in the database DATABASE_URL names.".into());
                 }
