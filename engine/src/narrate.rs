@@ -13,6 +13,7 @@ const MAX_CELL_CHARS: usize = 80;
 const NARRATION_SYSTEM_PROMPT: &str = "\
 You answer questions about a database in plain English. You are given a question and the result of the query that answers it. Write one or two short sentences that answer the question from the result.
 - State names and numbers exactly as they appear in the result; never compute, round or invent a number.
+- Do not add units or currency symbols that the result does not show: a column name is not a unit.
 - If the result has no rows, say that no matching data was found.
 - Do not mention SQL, queries, tables or columns.";
 
