@@ -23,16 +23,24 @@ fn settings() -> Result<Settings> {
 /// starts them. Blocking signals while they start keeps PostgreSQL's signals (cancel, timeouts,
 /// latches) on the backend's own thread, where its handlers expect to run.
 fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: pthread_sigmask on the current thread with a filled set, restored right after.
-    unsafe {
+    /// Puts the previous mask back on every path out, a panic included: a backend left with
+    /// its signals blocked could no longer be cancelled or terminated.
+    struct Restore(libc::sigset_t);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the mask saved below, on the same thread.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: pthread_sigmask on the current thread with a filled set; the guard restores it.
+    let _restore = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let result = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        result
-    }
+        Restore(previous)
+    };
+    f()
 }
 
 fn load() -> Result<Engine> {
