@@ -1,19 +1,41 @@
-# The database: official postgres:15 with the nl2sql extension. The extension is built with the
-# same scripts CI runs (scripts/setup-machine build, scripts/install-extension --package). The
-# model is not in the image: the compose service "model" fetches it into a volume with
-# scripts/fetch-model (checksum-verified, fetched once), so image rebuilds do not re-download 1 GB.
-ARG CARGO_FEATURES=""
+# The database: PostgreSQL 15 from Debian with the nl2sql extension, self-contained. On its first
+# start (an empty data volume) it runs initdb, creates the extension, loads the demo table and
+# the read-only role the web service uses; a healthcheck says when questions can be asked.
+#
+# The one base image is debian:bookworm-slim (docker pull it, or make it without a registry with
+# scripts/docker-base-image). The extension is built from source in a Rust builder stage; CI,
+# which has already built it, passes BUILDER_IMAGE=debian:bookworm-slim and puts that build in
+# docker/prebuilt/extension (scripts/install-extension --package), so it is not compiled twice.
+ARG BUILDER_IMAGE=rust:1.95-bookworm
 
-FROM rust:1.95-bookworm AS build
-ARG CARGO_FEATURES
+FROM ${BUILDER_IMAGE} AS build
+ARG CARGO_FEATURES=""
 WORKDIR /src
 COPY . .
-RUN scripts/setup-machine build \
- && scripts/install-extension --release --package /out ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}
+RUN if [ -d docker/prebuilt/extension ]; then cp -a docker/prebuilt/extension /out; \
+    else scripts/setup-machine build \
+      && scripts/install-extension --release --package /out ${CARGO_FEATURES:+--features "$CARGO_FEATURES"}; fi
 
-FROM postgres:15-bookworm
+FROM debian:bookworm-slim
+# Debian's package would create a cluster of its own; this image makes its one cluster at first start.
+RUN mkdir -p /etc/postgresql-common \
+ && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 \
+ && rm -rf /var/lib/apt/lists/* \
+ && install -d -o postgres -g postgres -m 700 /var/lib/postgresql/data \
+ && install -d -o postgres -g postgres /var/run/postgresql
 COPY --from=build /out/usr/share/postgresql/15/extension/ /usr/share/postgresql/15/extension/
 COPY --from=build /out/usr/lib/postgresql/15/lib/ /usr/lib/postgresql/15/lib/
-COPY data/data.csv /demo/data.csv
-COPY sql/demo.sql /demo/demo.sql
-COPY docker/db-init.sh /docker-entrypoint-initdb.d/10-nl2sql-demo.sh
+COPY data/data.csv sql/demo.sql /demo/
+COPY docker/db-entrypoint.sh /usr/local/bin/db-entrypoint
+ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
+USER postgres
+EXPOSE 5432
+# Healthy = the server answers, the extension is installed and its model file is present.
+HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=60 \
+  CMD pg_isready -q -h /var/run/postgresql && \
+      psql -h /var/run/postgresql -U "${POSTGRES_USER:-nl2sql}" -d "${POSTGRES_DB:-nl2sql}" -tAc \
+        "SELECT (nl2sql_status()->>'model_present')::bool" | grep -qx t
+ENTRYPOINT ["db-entrypoint"]
+CMD ["postgres"]
