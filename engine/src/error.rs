@@ -9,6 +9,9 @@ pub enum Error {
     #[error("model file {path} does not exist; run scripts/fetch-model to download the default model, or point the model path at a Qwen2-architecture GGUF file")]
     ModelNotFound { path: PathBuf },
 
+    #[error("the embedding model is not in {path}; run scripts/fetch-model --embedding to download all-MiniLM-L6-v2")]
+    EmbeddingModelNotFound { path: PathBuf },
+
     #[error("model file {path} cannot be used: {reason}; run scripts/fetch-model again to get a verified copy, or point the model path at a complete GGUF file")]
     ModelUnreadable { path: PathBuf, reason: String },
 
@@ -17,6 +20,9 @@ pub enum Error {
 
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+
+    #[error("the schema text cannot be read: {0}")]
+    InvalidSchema(String),
 
     #[error("the question is empty; ask something about the data, e.g. 'How many orders were placed in July?'")]
     EmptyQuestion,
@@ -27,15 +33,12 @@ pub enum Error {
     #[error("the prompt is {prompt_tokens} tokens and up to {max_new_tokens} more may be generated, but the model's context holds {context} tokens; use fewer tables (search_path) or a shorter question")]
     PromptTooLong { prompt_tokens: usize, max_new_tokens: usize, context: usize },
 
-    #[error("the model's reply contains no SQL statement (reply: {reply:?}); rephrase the question in terms of the tables and columns")]
-    NoSql { reply: String },
-
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 
-    #[error("generation was cancelled: {0}")]
-    Cancelled(String),
+    #[error("generation was cancelled")]
+    Cancelled,
 }

@@ -2,7 +2,7 @@
 //! starts at the first SELECT/WITH, up to its end.
 
 /// The SQL statement in `reply`, without a trailing semicolon; `None` if there is none.
-pub fn extract_sql(reply: &str) -> Option<String> {
+pub(crate) fn extract_sql(reply: &str) -> Option<String> {
     let sql = match fenced_block(reply) {
         Some(block) => block.to_owned(),
         None => first_statement(reply)?,

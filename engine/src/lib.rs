@@ -1,33 +1,52 @@
 //! nl2sql's engine: a question and a database schema in, one PostgreSQL SELECT out; result rows
 //! in, a plain-language answer out. Pure Rust on candle, no PostgreSQL inside.
 //!
-//! - [`model`] opens a GGUF file (weights and tokenizer) and says exactly what is wrong with a bad one
-//! - [`qwen2`] is the transformer's forward pass, with its KV cache kept outside the weights
-//! - [`tokens`] is the tokenizer and Qwen's ChatML control tokens
+//! - `model` opens a GGUF file (weights and tokenizer) and says exactly what is wrong with a bad one
+//! - `qwen2` is the transformer's forward pass, with its KV cache kept outside the weights
+//! - `tokens` is the tokenizer and Qwen's ChatML control tokens
 //! - [`schema`] describes tables and renders them as CREATE TABLE text
-//! - [`prompt`] builds the ChatML text-to-SQL prompt; [`narrate`] the answer-from-rows prompt
-//! - [`generate`] is the greedy decoding loop; [`prefix_cache`] reuses shared prompt prefixes
-//! - [`extract`] finds the SQL in the model's reply
-//! - [`settings`] holds threads, token limit and device
+//! - [`Question`] is a checked question; [`prompt`] builds the ChatML prompts; `narrate` the
+//!   answer-from-rows prompt
+//! - [`conversation`] asks for SQL, has the caller judge it, and repairs what failed
+//! - `constraint` keeps generated SQL to the schema's tables and columns; `sql_names` the words
+//!   it knows besides them; `ddl` reads schema text back into a [`Schema`]
+//! - `generate` is the greedy decoding loop; `prefix_cache` reuses shared prompt prefixes
+//! - `extract` finds the SQL in the model's reply
+//! - [`settings`] holds threads, token limit and device, with their bounds; [`paths`] the cache
 
-pub mod error;
-pub mod extract;
-pub mod generate;
-pub mod model;
-pub mod narrate;
-pub mod prefix_cache;
+#![warn(unreachable_pub, dead_code)]
+
+pub mod conversation;
+mod constraint;
+mod ddl;
+pub mod embedding;
+mod error;
+mod extract;
+mod generate;
+pub mod linking;
+mod model;
+mod narrate;
+pub mod paths;
+mod prefix_cache;
 pub mod prompt;
-pub mod qwen2;
+mod qwen2;
+mod question;
 pub mod schema;
 pub mod settings;
-pub mod tokens;
+mod sql_names;
+mod tokens;
+pub mod values;
 
+pub use constraint::SchemaConstraint;
+pub use conversation::{converse, Answer, Attempt, Failure, Feedback, RepairPolicy, SqlModel, Verdict};
 pub use error::{Error, Result};
-pub use generate::{Checkpoint, Completion, Finish, Timings};
+pub use generate::{Completion, Finish, Observer, Quiet, Timings};
 pub use narrate::NarrationRequest;
-pub use prompt::{ChatPrompt, FailedAttempt, SqlRequest};
+pub use prompt::{ChatPrompt, Example, GlossaryEntry, Role, SqlRequest};
+pub use question::{Question, MAX_QUESTION_CHARS};
 pub use schema::{Column, ForeignKey, Schema, Table, TableKind};
 pub use settings::{DeviceChoice, Settings};
+pub use tokens::ChatTokenizer;
 
 use model::Model;
 use prefix_cache::PrefixCache;
@@ -40,29 +59,23 @@ const PREFIX_CACHE_ENTRIES: usize = 4;
 /// A loaded model with its prefix cache. Not `Sync`: one generation at a time.
 pub struct Engine {
     model: Model,
+    /// The settings in force: threads and device as loaded (threads as candle applied them).
     settings: Settings,
     path: PathBuf,
     cache: PrefixCache,
     load_time: Duration,
 }
 
-/// SQL written by the model, with the reply it came from and the generation statistics.
-#[derive(Debug, Clone)]
-pub struct GeneratedSql {
-    pub sql: String,
-    pub completion: Completion,
-}
-
 impl Engine {
     /// Loads the model at `path`. The first load in a process also fixes candle's thread count.
     pub fn load(path: &Path, settings: Settings) -> Result<Self> {
         settings.validate()?;
-        settings::apply_threads(settings.threads);
+        let threads = settings::apply_threads(settings.threads);
         let started = Instant::now();
-        let model = Model::load(path, settings.device.open()?)?;
+        let model = Model::load(path, &settings.device.open()?)?;
         Ok(Self {
             model,
-            settings,
+            settings: Settings { threads, ..settings },
             path: path.to_owned(),
             cache: PrefixCache::new(PREFIX_CACHE_ENTRIES),
             load_time: started.elapsed(),
@@ -73,6 +86,7 @@ impl Engine {
         &self.path
     }
 
+    /// The settings in force (threads and device cannot change once loaded).
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -93,36 +107,30 @@ impl Engine {
         self.cache.clear();
     }
 
-    pub fn tokenizer(&self) -> &tokens::ChatTokenizer {
-        &self.model.tokenizer
-    }
-
+    /// The prompt's token ids, control tokens inserted by id.
     pub fn prompt_tokens(&self, prompt: &ChatPrompt) -> Result<Vec<u32>> {
         prompt.tokens(&self.model.tokenizer)
     }
 
-    pub fn complete(&mut self, prompt: &ChatPrompt, checkpoint: Checkpoint) -> Result<Completion> {
-        generate::complete(&self.model, &mut self.cache, prompt, self.settings.max_new_tokens, checkpoint)
+    /// Text as token ids, and back (no control tokens: text never forges one).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.model.tokenizer.encode(text)
     }
 
-    /// One SQL statement for the request, extracted from the model's reply (not yet checked).
-    pub fn generate_sql(&mut self, request: &SqlRequest, checkpoint: Checkpoint) -> Result<GeneratedSql> {
-        let completion = self.complete(&request.prompt()?, checkpoint)?;
-        match extract::extract_sql(&completion.text) {
-            Some(sql) => Ok(GeneratedSql { sql, completion }),
-            None => Err(Error::NoSql { reply: completion.text }),
-        }
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.model.tokenizer.decode(ids)
     }
 
     /// One or two sentences that answer the question from the rows.
-    pub fn narrate(&mut self, request: &NarrationRequest, checkpoint: Checkpoint) -> Result<Completion> {
-        let mut completion = self.complete(&request.prompt()?, checkpoint)?;
+    pub fn narrate(&mut self, request: &NarrationRequest, observer: &mut dyn Observer) -> Result<Completion> {
+        let mut completion = self.complete(&request.prompt(), None, observer)?;
         completion.text = completion.text.trim().to_owned();
         Ok(completion)
     }
 }
 
-/// A checkpoint that never interrupts (command-line tools and tests).
-pub fn no_checkpoint() -> impl FnMut() -> Result<()> {
-    || Ok(())
+impl SqlModel for Engine {
+    fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
+        generate::complete(&self.model, &mut self.cache, prompt, self.settings.max_new_tokens, constraint, observer)
+    }
 }

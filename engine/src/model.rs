@@ -8,39 +8,16 @@ use candle_core::quantized::gguf_file;
 use candle_core::Device;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
-
-/// File name of the default model in the cache (the same name `scripts/fetch-model` writes).
-pub const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
-
-/// Where the default model is: `$NL2SQL_MODEL` if set, else the fetch script's cache
-/// (`$NL2SQL_CACHE_DIR`, else `$XDG_CACHE_HOME/nl2sql`, else `~/.cache/nl2sql`).
-pub fn default_model_path() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(model) = var("NL2SQL_MODEL") {
-        return model;
-    }
-    let cache_dir = var("NL2SQL_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nl2sql")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache").join("nl2sql")))
-        .unwrap_or_else(|| PathBuf::from(".cache/nl2sql"));
-    cache_dir.join(DEFAULT_MODEL_FILE)
-}
+use std::path::Path;
 
 /// Weights plus tokenizer, ready to generate.
-pub struct Model {
-    pub qwen2: Qwen2,
-    pub tokenizer: ChatTokenizer,
-    pub device: Device,
+pub(crate) struct Model {
+    pub(crate) qwen2: Qwen2,
+    pub(crate) tokenizer: ChatTokenizer,
 }
 
 /// The metadata of a GGUF file, checked to be complete and of the Qwen2 architecture.
-pub struct GgufHeader {
-    pub content: gguf_file::Content,
-    pub architecture: String,
-}
-
-pub fn read_header(path: &Path) -> Result<(GgufHeader, BufReader<File>)> {
+pub(crate) fn read_header(path: &Path) -> Result<(gguf_file::Content, BufReader<File>)> {
     let unreadable = |reason: String| Error::ModelUnreadable { path: path.to_owned(), reason };
     let file = match File::open(path) {
         Ok(file) => file,
@@ -81,18 +58,18 @@ pub fn read_header(path: &Path) -> Result<(GgufHeader, BufReader<File>)> {
         )));
     }
 
-    Ok((GgufHeader { content, architecture }, reader))
+    Ok((content, reader))
 }
 
 impl Model {
-    pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let (header, mut reader) = read_header(path)?;
-        let tokenizer = ChatTokenizer::from_gguf(&header.content)?;
-        let qwen2 = Qwen2::from_gguf(&header.content, &mut reader, &device).map_err(|e| Error::ModelUnreadable {
+    pub(crate) fn load(path: &Path, device: &Device) -> Result<Self> {
+        let (content, mut reader) = read_header(path)?;
+        let tokenizer = ChatTokenizer::from_gguf(&content)?;
+        let qwen2 = Qwen2::from_gguf(&content, &mut reader, device).map_err(|e| Error::ModelUnreadable {
             path: path.to_owned(),
             reason: format!("its weights could not be loaded ({e})"),
         })?;
-        Ok(Self { qwen2, tokenizer, device })
+        Ok(Self { qwen2, tokenizer })
     }
 }
 
@@ -101,14 +78,23 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    /// A file that is removed when the test ends, however it ends.
+    struct TempFile(std::path::PathBuf);
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> TempFile {
         let path = std::env::temp_dir().join(format!("nl2sql-engine-test-{}-{name}", std::process::id()));
         File::create(&path).unwrap().write_all(bytes).unwrap();
-        path
+        TempFile(path)
     }
 
     fn load_error(path: &Path) -> String {
-        match Model::load(path, Device::Cpu) {
+        match Model::load(path, &Device::Cpu) {
             Ok(_) => panic!("{} loaded, but it should not", path.display()),
             Err(e) => e.to_string(),
         }
@@ -123,14 +109,14 @@ mod tests {
     #[test]
     fn non_gguf_file_is_named_as_such() {
         let path = temp_file("not.gguf", b"<html>404 not found</html>");
-        let err = load_error(&path);
+        let err = load_error(&path.0);
         assert!(err.contains("not a GGUF file"), "{err}");
     }
 
     #[test]
     fn empty_file_is_not_gguf() {
         let path = temp_file("empty.gguf", b"");
-        assert!(load_error(&path).contains("not a GGUF file"));
+        assert!(load_error(&path.0).contains("not a GGUF file"));
     }
 
     /// A GGUF header with one string key and no tensors.
@@ -151,22 +137,14 @@ mod tests {
     #[test]
     fn other_architectures_are_named() {
         let path = temp_file("llama.gguf", &gguf_with_architecture("llama"));
-        let err = load_error(&path);
+        let err = load_error(&path.0);
         assert!(err.contains("architecture 'llama'") && err.contains("only Qwen2"), "{err}");
-    }
-
-    #[test]
-    fn default_path_follows_the_fetch_script_cache() {
-        let path = default_model_path();
-        if std::env::var_os("NL2SQL_MODEL").is_none() {
-            assert!(path.ends_with(format!("nl2sql/{DEFAULT_MODEL_FILE}")), "{}", path.display());
-        }
     }
 
     #[test]
     fn damaged_header_is_reported() {
         let path = temp_file("header.gguf", b"GGUF\x03\x00\x00\x00\xff");
-        let err = load_error(&path);
+        let err = load_error(&path.0);
         assert!(err.contains("damaged or truncated"), "{err}");
     }
 }

@@ -1,13 +1,13 @@
 //! Turning result rows into a one- or two-sentence answer: the prompt that shows the model a
 //! capped sample of the rows and asks it to answer from them alone.
 
-use crate::error::Result;
-use crate::prompt::{check_question, ChatPrompt, Role};
+use crate::prompt::{ChatPrompt, Role};
+use crate::question::Question;
 use serde_json::Value;
 
 /// Rows beyond this are summarised by count only: they would cost prompt time, and a one-sentence
 /// answer cannot use them anyway.
-pub const MAX_NARRATED_ROWS: usize = 20;
+pub(crate) const MAX_NARRATED_ROWS: usize = 20;
 const MAX_CELL_CHARS: usize = 80;
 
 const NARRATION_SYSTEM_PROMPT: &str = "\
@@ -19,7 +19,7 @@ You answer questions about a database in plain English. You are given a question
 
 #[derive(Debug, Clone, Copy)]
 pub struct NarrationRequest<'a> {
-    pub question: &'a str,
+    pub question: &'a Question,
     pub columns: &'a [String],
     pub rows: &'a [Vec<Value>],
 }
@@ -49,8 +49,8 @@ impl NarrationRequest<'_> {
         out
     }
 
-    pub fn prompt(&self) -> Result<ChatPrompt> {
-        let question = check_question(self.question)?;
+    pub fn prompt(&self) -> ChatPrompt {
+        let question = self.question.as_str();
         let shown = self.rows.len().min(MAX_NARRATED_ROWS);
         let count = match self.rows.len() {
             0 => "The result has no rows.".to_owned(),
@@ -61,7 +61,7 @@ impl NarrationRequest<'_> {
         let mut prompt = ChatPrompt::default();
         prompt.push(Role::System, NARRATION_SYSTEM_PROMPT);
         prompt.push(Role::User, format!("Question: {question}\n\n{count}\n{table}"));
-        Ok(prompt)
+        prompt
     }
 }
 
@@ -74,8 +74,9 @@ mod tests {
     fn renders_golden_prompt() {
         let columns = vec!["name".to_owned(), "sold".to_owned()];
         let rows = vec![vec![json!("big_meat"), json!(1914)], vec![json!(null), json!(2.5)]];
-        let request = NarrationRequest { question: "Best seller?", columns: &columns, rows: &rows };
-        let prompt = request.prompt().unwrap();
+        let question = Question::parse("Best seller?").unwrap();
+        let request = NarrationRequest { question: &question, columns: &columns, rows: &rows };
+        let prompt = request.prompt();
         assert_eq!(prompt.messages[1].content, "Question: Best seller?\n\nThe result has 2 rows:\nname | sold\nbig_meat | 1914\nNULL | 2.5\n");
     }
 
@@ -83,8 +84,9 @@ mod tests {
     fn caps_rows_and_says_how_many_there_were() {
         let columns = vec!["n".to_owned()];
         let rows: Vec<Vec<Value>> = (0..100).map(|i| vec![json!(i)]).collect();
-        let request = NarrationRequest { question: "Numbers?", columns: &columns, rows: &rows };
-        let content = request.prompt().unwrap().messages[1].content.clone();
+        let question = Question::parse("Numbers?").unwrap();
+        let request = NarrationRequest { question: &question, columns: &columns, rows: &rows };
+        let content = request.prompt().messages[1].content.clone();
         assert!(content.contains("The result has 100 rows; the first 20 are:"), "{content}");
         assert!(content.contains("\n19\n") && !content.contains("\n20\n"), "{content}");
     }
@@ -92,8 +94,9 @@ mod tests {
     #[test]
     fn empty_result_is_stated() {
         let columns = vec!["n".to_owned()];
-        let request = NarrationRequest { question: "Any?", columns: &columns, rows: &[] };
-        assert!(request.prompt().unwrap().messages[1].content.ends_with("The result has no rows.\n"));
+        let question = Question::parse("Any?").unwrap();
+        let request = NarrationRequest { question: &question, columns: &columns, rows: &[] };
+        assert!(request.prompt().messages[1].content.ends_with("The result has no rows.\n"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ struct Entry {
     last_used: u64,
 }
 
-pub struct PrefixCache {
+pub(crate) struct PrefixCache {
     entries: Vec<Entry>,
     capacity: usize,
     clock: u64,
@@ -28,13 +28,13 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
 }
 
 impl PrefixCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self { entries: Vec::new(), capacity: capacity.max(1), clock: 0 }
     }
 
     /// A KV cache holding the longest cached prefix of `tokens`, and its length. At least one
     /// token is always left to compute, since the model must produce logits for the last one.
-    pub fn lookup(&mut self, tokens: &[u32], config: &Config) -> candle_core::Result<(KvCache, usize)> {
+    pub(crate) fn lookup(&mut self, tokens: &[u32], config: &Config) -> candle_core::Result<(KvCache, usize)> {
         self.clock += 1;
         let limit = tokens.len().saturating_sub(1);
         let best = self
@@ -54,7 +54,7 @@ impl PrefixCache {
     }
 
     /// Remembers `kv`, which holds exactly `tokens`.
-    pub fn store(&mut self, tokens: Vec<u32>, kv: KvCache) {
+    pub(crate) fn store(&mut self, tokens: Vec<u32>, kv: KvCache) {
         debug_assert_eq!(tokens.len(), kv.len());
         self.clock += 1;
         let entry = Entry { tokens, kv, last_used: self.clock };
@@ -76,12 +76,13 @@ impl PrefixCache {
         }
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
     }
 
     /// Token positions held, over all entries (shared tensors counted once per entry).
-    pub fn cached_tokens(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
         self.entries.iter().map(|e| e.tokens.len()).sum()
     }
 }

@@ -1,6 +1,9 @@
 //! Prompts in Qwen's ChatML format, and the text-to-SQL prompt itself.
 
-use crate::error::{Error, Result};
+use crate::conversation::{Attempt, Feedback};
+use crate::error::Result;
+use crate::question::Question;
+use crate::schema::Schema;
 use crate::tokens::{ChatTokenizer, IM_END, IM_START};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,7 @@ impl ChatPrompt {
         self.messages.push(Message { role, content: content.into() });
     }
 
+
     /// The prompt as text, exactly as the model sees it (for display and debugging).
     pub fn text(&self) -> String {
         let mut out = String::new();
@@ -64,22 +68,6 @@ impl ChatPrompt {
     }
 }
 
-/// Longer questions are almost always pasted by mistake, and each token costs prompt time.
-pub const MAX_QUESTION_CHARS: usize = 2000;
-
-/// Trims the question and rejects empty or over-long ones.
-pub fn check_question(question: &str) -> Result<&str> {
-    let question = question.trim();
-    if question.is_empty() {
-        return Err(Error::EmptyQuestion);
-    }
-    let chars = question.chars().count();
-    if chars > MAX_QUESTION_CHARS {
-        return Err(Error::QuestionTooLong { chars, limit: MAX_QUESTION_CHARS });
-    }
-    Ok(question)
-}
-
 /// The system prompt fixes the dialect: small models otherwise drift into MySQL or T-SQL.
 const SQL_SYSTEM_PROMPT: &str = "\
 You are an expert PostgreSQL data analyst. Write one PostgreSQL query that answers the user's question, using only the tables and columns of this database:
@@ -94,59 +82,103 @@ Rules:
 - Use only the tables and columns above, spelled and quoted exactly as shown. Qualify column names with table aliases when joining.
 - Answer with the SQL in a ```sql code block and nothing else.";
 
-/// A previous attempt that failed, shown to the model so it can repair it.
-#[derive(Debug, Clone, Copy)]
-pub struct FailedAttempt<'a> {
-    pub sql: &'a str,
-    pub error: &'a str,
-}
-
+/// Everything the model is told about one question: the one request builder behind both
+/// answering and `nl2sql_prompt()`, so the prompt shown is the prompt used.
 #[derive(Debug, Clone, Copy)]
 pub struct SqlRequest<'a> {
-    /// The database as CREATE TABLE text ([`crate::Schema::render`], or DDL written by hand).
-    pub schema: &'a str,
-    pub question: &'a str,
+    /// The database, rendered as CREATE TABLE text in the prompt.
+    pub schema: &'a Schema,
+    pub question: &'a Question,
     /// Extra guidance from the user or the benchmark ("instructions" in sql-eval).
     pub instructions: Option<&'a str>,
-    pub failed: Option<FailedAttempt<'a>>,
+    /// Whether generation may only name tables and columns of `schema` (see constraint.rs).
+    pub constrained: bool,
+    /// Terms of this database and what they mean, shown after the schema.
+    pub glossary: &'a [GlossaryEntry],
+    /// Verified questions with their SQL, most similar first, shown as earlier turns.
+    pub examples: &'a [Example],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlossaryEntry {
+    pub term: String,
+    pub meaning: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub question: String,
+    pub sql: String,
 }
 
 impl<'a> SqlRequest<'a> {
-    pub fn new(schema: &'a str, question: &'a str) -> Self {
-        Self { schema, question, instructions: None, failed: None }
+    pub fn new(schema: &'a Schema, question: &'a Question) -> Self {
+        Self { schema, question, instructions: None, constrained: true, glossary: &[], examples: &[] }
     }
 
-    /// The prompt: system message = rules + schema (the same for every question on a database,
-    /// so the prefix cache reuses it), user message = the question.
-    pub fn prompt(&self) -> Result<ChatPrompt> {
-        let question = check_question(self.question)?;
+    /// The prompt: system message = rules + schema + glossary (the same for every question on a
+    /// database, so the prefix cache reuses it), then the examples as earlier question-and-SQL
+    /// turns, then the question; after a failed attempt, that attempt as the assistant's turn and
+    /// what went wrong as the user's next turn.
+    pub fn prompt(&self, failed: Option<&Attempt>) -> ChatPrompt {
         let mut prompt = ChatPrompt::default();
-        prompt.push(Role::System, SQL_SYSTEM_PROMPT.replace("{schema}", self.schema.trim_end()));
-        let mut user = question.to_owned();
+        let mut schema = self.schema.render().trim_end().to_owned();
+        if !self.glossary.is_empty() {
+            schema.push_str("\n\nGlossary of this database:");
+            for entry in self.glossary {
+                schema.push_str(&format!("\n- {}: {}", one_line(&entry.term), one_line(&entry.meaning)));
+            }
+        }
+        prompt.push(Role::System, SQL_SYSTEM_PROMPT.replace("{schema}", &schema));
+        for example in self.examples {
+            prompt.push(Role::User, example.question.trim());
+            prompt.push(Role::Assistant, format!("```sql\n{}\n```", example.sql.trim()));
+        }
+        let mut user = self.question.as_str().to_owned();
         if let Some(instructions) = self.instructions.map(str::trim).filter(|i| !i.is_empty()) {
             user.push_str(&format!("\n\nInstructions: {instructions}"));
         }
         prompt.push(Role::User, user);
-        if let Some(failed) = self.failed {
-            prompt.push(Role::Assistant, format!("```sql\n{}\n```", failed.sql.trim()));
-            prompt.push(
-                Role::User,
-                format!(
-                    "That query failed in PostgreSQL with this error:\n{}\nWrite a corrected query that answers the original question.",
-                    failed.error.trim()
-                ),
-            );
+        if let Some(attempt) = failed {
+            let (said, told) = repair_turn(attempt);
+            prompt.push(Role::Assistant, said);
+            prompt.push(Role::User, told);
         }
-        Ok(prompt)
+        prompt
+    }
+}
+
+/// Text that stays on one line of the prompt.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+const REPAIR_REQUEST: &str = "Write a corrected query that answers the original question.";
+
+/// The failed attempt as the assistant's turn, and the user's answer to it. A reply without SQL
+/// is shown as the prose it was (fencing it as SQL would teach the model that prose is SQL).
+fn repair_turn(attempt: &Attempt) -> (String, String) {
+    let fenced = |sql: &str| format!("```sql\n{}\n```", sql.trim());
+    match (&attempt.feedback, attempt.sql.as_deref()) {
+        (Feedback::NoSql, _) | (_, None) => (
+            attempt.reply.trim().to_owned(),
+            "Your reply contained no SQL query. Answer with one PostgreSQL SELECT statement in a ```sql code block.".to_owned(),
+        ),
+        (Feedback::Refused { reason }, Some(sql)) => {
+            (fenced(sql), format!("nl2sql cannot run that query: {reason}\n{REPAIR_REQUEST}"))
+        }
+        (failed @ Feedback::Failed { .. }, Some(sql)) => {
+            (fenced(sql), format!("That query failed in PostgreSQL:\n{}\n{REPAIR_REQUEST}", failed.describe()))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Column, Schema, Table};
+    use crate::schema::{Column, Table};
 
-    fn schema() -> String {
+    fn schema() -> Schema {
         Schema {
             tables: vec![Table {
                 name: "sales".into(),
@@ -154,57 +186,40 @@ mod tests {
                 ..Default::default()
             }],
         }
-        .render()
     }
 
+    /// The whole prompt, byte for byte: a change to the rules shows up as a diff here.
     #[test]
     fn renders_golden_chatml() {
         let schema = schema();
-        let text = SqlRequest::new(&schema, "  Total revenue?  ").prompt().unwrap().text();
-        let expected = format!(
-            "<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\nTotal revenue?<|im_end|>\n<|im_start|>assistant\n",
-            SQL_SYSTEM_PROMPT.replace("{schema}", "CREATE TABLE sales (\n  price numeric NOT NULL\n);")
-        );
-        assert_eq!(text, expected);
-        assert!(text.contains("EXTRACT(MONTH FROM d)") && text.contains("Never use MONTH()"));
+        let question = Question::parse("  Total revenue?  ").unwrap();
+        let text = SqlRequest::new(&schema, &question).prompt(None).text();
+        assert_eq!(text, include_str!("../tests/golden/sql_prompt.txt"));
     }
 
     #[test]
-    fn instructions_and_repair_are_added() {
+    fn glossary_follows_the_schema_and_examples_come_before_the_question() {
         let schema = schema();
-        let mut request = SqlRequest::new(&schema, "Total?");
+        let question = Question::parse("Total?").unwrap();
+        let glossary = [GlossaryEntry { term: "revenue".into(), meaning: "sum of price\nover sales".into() }];
+        let examples = [Example { question: "How many sales?".into(), sql: "SELECT count(*) FROM sales".into() }];
+        let mut request = SqlRequest::new(&schema, &question);
+        request.glossary = &glossary;
+        request.examples = &examples;
+        let prompt = request.prompt(None);
+        assert!(prompt.messages[0].content.contains(");\n\nGlossary of this database:\n- revenue: sum of price over sales\n\nRules:"), "{}", prompt.messages[0].content);
+        let turns: Vec<(Role, &str)> = prompt.messages[1..].iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(turns, [(Role::User, "How many sales?"), (Role::Assistant, "```sql\nSELECT count(*) FROM sales\n```"), (Role::User, "Total?")]);
+    }
+
+    #[test]
+    fn instructions_go_after_the_question() {
+        let schema = schema();
+        let question = Question::parse("Total?").unwrap();
+        let mut request = SqlRequest::new(&schema, &question);
         request.instructions = Some("Round to 2 decimals.");
-        request.failed = Some(FailedAttempt { sql: "SELECT sum(prize) FROM sales;", error: "column \"prize\" does not exist" });
-        let prompt = request.prompt().unwrap();
-        let roles: Vec<Role> = prompt.messages.iter().map(|m| m.role).collect();
-        assert_eq!(roles, [Role::System, Role::User, Role::Assistant, Role::User]);
-        assert_eq!(prompt.messages[1].content, "Total?\n\nInstructions: Round to 2 decimals.");
-        assert_eq!(prompt.messages[2].content, "```sql\nSELECT sum(prize) FROM sales;\n```");
-        assert!(prompt.messages[3].content.contains("column \"prize\" does not exist"));
-    }
-
-    #[test]
-    fn blank_instructions_are_ignored() {
-        let schema = schema();
-        let mut request = SqlRequest::new(&schema, "Total?");
+        assert_eq!(request.prompt(None).messages[1].content, "Total?\n\nInstructions: Round to 2 decimals.");
         request.instructions = Some("   ");
-        assert_eq!(request.prompt().unwrap().messages[1].content, "Total?");
-    }
-
-    #[test]
-    fn empty_and_whitespace_questions_are_rejected() {
-        let schema = schema();
-        for q in ["", "   ", "\n\t"] {
-            let err = SqlRequest::new(&schema, q).prompt().unwrap_err();
-            assert!(matches!(err, Error::EmptyQuestion), "{q:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn over_long_question_is_rejected_with_the_limit() {
-        let schema = schema();
-        let question = "how much ".repeat(12_000);
-        let err = SqlRequest::new(&schema, &question).prompt().unwrap_err();
-        assert!(err.to_string().contains("the limit is 2000"), "{err}");
+        assert_eq!(request.prompt(None).messages[1].content, "Total?", "blank instructions are ignored");
     }
 }

@@ -48,6 +48,10 @@ pub struct Column {
     /// are spelled ('Friday' or 'fri'?), which no column type can.
     #[serde(default)]
     pub frequent_values: Vec<String>,
+    /// Values of this column that the question names (from the value index): they tell the model
+    /// which column holds "Machine Learning".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentioned_values: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -185,6 +189,10 @@ impl Column {
                 .collect();
             notes.push(format!("values: {}", values.join(", ")));
         }
+        if !self.mentioned_values.is_empty() {
+            let values: Vec<String> = self.mentioned_values.iter().map(|v| quote_literal(&one_line(v))).collect();
+            notes.push(format!("the question names: {}", values.join(", ")));
+        }
         (definition, (!notes.is_empty()).then(|| notes.join("; ")))
     }
 }
@@ -253,6 +261,7 @@ mod tests {
                             nullable: true,
                             comment: Some("lifecycle".into()),
                             frequent_values: vec!["shipped".into(), "it's late".into()],
+                            mentioned_values: Vec::new(),
                         },
                     ],
                     primary_key: vec!["id".into()],

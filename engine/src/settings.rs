@@ -1,4 +1,5 @@
-//! Runtime settings of the engine, validated in one place.
+//! The engine's settings: their defaults and bounds are defined here once; the extension
+//! registers its GUCs from these constants, and [`Settings::validate`] checks against them.
 
 use crate::error::{Error, Result};
 use std::sync::OnceLock;
@@ -16,19 +17,27 @@ impl std::str::FromStr for DeviceChoice {
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(Self::Cpu),
-            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            "cuda" => Ok(Self::Cuda(0)),
             other => match other.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(ordinal)) => Ok(Self::Cuda(ordinal)),
-                _ => Err(Error::InvalidSetting(format!(
-                    "device '{s}' is not one of 'cpu', 'cuda' or 'cuda:N'"
-                ))),
+                _ => Err(Error::InvalidSetting(format!("device '{s}' is not one of 'cpu', 'cuda' or 'cuda:N'"))),
             },
         }
     }
 }
 
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(0) => f.write_str("cuda"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
 impl DeviceChoice {
-    pub fn open(self) -> Result<candle_core::Device> {
+    pub(crate) fn open(self) -> Result<candle_core::Device> {
         match self {
             Self::Cpu => Ok(candle_core::Device::Cpu),
             #[cfg(feature = "cuda")]
@@ -41,40 +50,50 @@ impl DeviceChoice {
     }
 }
 
-pub const MAX_THREADS: usize = 256;
-pub const MAX_NEW_TOKENS_LIMIT: usize = 4096;
+/// A whole-number setting: its default and its allowed range, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub default: usize,
+    pub min: usize,
+    pub max: usize,
+}
 
+impl Bounds {
+    fn check(&self, name: &str, value: usize, advice: &str) -> Result<()> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(())
+        } else {
+            Err(Error::InvalidSetting(format!("{name} is {value}; use {} to {}{advice}", self.min, self.max)))
+        }
+    }
+}
+
+/// CPU threads for the matrix kernels. candle's pool spin-waits, so on a busy machine fewer
+/// threads can be faster (measured: 1 thread beat 2 when the other core was loaded).
+pub const THREADS: Bounds = Bounds { default: 2, min: 1, max: 64 };
+/// Tokens generated per reply at most; a SELECT rarely needs more than 200.
+pub const MAX_NEW_TOKENS: Bounds = Bounds { default: 256, min: 16, max: 4096 };
+/// Times a failed statement is shown back to the model for repair.
+pub const REPAIR_ATTEMPTS: Bounds = Bounds { default: 1, min: 0, max: 5 };
+
+/// What is fixed when the model is loaded (threads, device) and what may change per call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// CPU threads for the matrix kernels. candle's pool spin-waits, so on a busy machine fewer
-    /// threads can be faster (measured: 1 thread beat 2 when the other core was loaded).
     pub threads: usize,
-    /// Upper bound on generated tokens per answer; a SELECT rarely needs more than 200.
     pub max_new_tokens: usize,
     pub device: DeviceChoice,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { threads: 2, max_new_tokens: 256, device: DeviceChoice::Cpu }
+        Self { threads: THREADS.default, max_new_tokens: MAX_NEW_TOKENS.default, device: DeviceChoice::Cpu }
     }
 }
 
 impl Settings {
     pub fn validate(&self) -> Result<()> {
-        if self.threads == 0 || self.threads > MAX_THREADS {
-            return Err(Error::InvalidSetting(format!(
-                "threads is {}; use 1 to {MAX_THREADS} (usually the number of physical cores)",
-                self.threads
-            )));
-        }
-        if self.max_new_tokens == 0 || self.max_new_tokens > MAX_NEW_TOKENS_LIMIT {
-            return Err(Error::InvalidSetting(format!(
-                "max_new_tokens is {}; use 1 to {MAX_NEW_TOKENS_LIMIT}",
-                self.max_new_tokens
-            )));
-        }
-        Ok(())
+        THREADS.check("threads", self.threads, " (usually the number of physical cores)")?;
+        MAX_NEW_TOKENS.check("max_new_tokens", self.max_new_tokens, "")
     }
 }
 
@@ -87,7 +106,7 @@ static APPLIED_THREADS: OnceLock<usize> = OnceLock::new();
 /// caller can tell the user, since the returned count differs from the requested one).
 pub fn apply_threads(threads: usize) -> usize {
     *APPLIED_THREADS.get_or_init(|| {
-        // Safe in practice: called before candle starts any thread, from the thread that loads
+        // SAFETY (set_var): called before candle starts any thread, from the thread that loads
         // the model; nothing else in the process reads these variables concurrently.
         std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -100,28 +119,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid() {
+    fn defaults_are_inside_their_bounds() {
         Settings::default().validate().unwrap();
+        for bounds in [THREADS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS] {
+            assert!(bounds.min <= bounds.default && bounds.default <= bounds.max, "{bounds:?}");
+        }
     }
 
     #[test]
-    fn zero_threads_is_rejected_with_the_range() {
+    fn values_outside_the_bounds_are_rejected_with_the_range() {
         let err = Settings { threads: 0, ..Settings::default() }.validate().unwrap_err();
-        assert!(err.to_string().contains("use 1 to 256"), "{err}");
+        assert!(err.to_string().contains("threads is 0; use 1 to 64"), "{err}");
+        let err = Settings { threads: 65, ..Settings::default() }.validate().unwrap_err();
+        assert!(err.to_string().contains("threads is 65"), "{err}");
+        let err = Settings { max_new_tokens: 15, ..Settings::default() }.validate().unwrap_err();
+        assert!(err.to_string().contains("max_new_tokens is 15; use 16 to 4096"), "{err}");
     }
 
     #[test]
-    fn too_many_new_tokens_is_rejected() {
-        let err = Settings { max_new_tokens: 100_000, ..Settings::default() }.validate().unwrap_err();
-        assert!(err.to_string().contains("max_new_tokens is 100000"), "{err}");
-    }
-
-    #[test]
-    fn device_names_parse() {
+    fn device_names_parse_and_print() {
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
         assert_eq!(" CUDA ".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(0));
         assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
-        let err = "tpu".parse::<DeviceChoice>().unwrap_err();
+        assert_eq!(DeviceChoice::Cuda(1).to_string(), "cuda:1");
+        let err = "gpu".parse::<DeviceChoice>().unwrap_err();
         assert!(err.to_string().contains("'cpu', 'cuda' or 'cuda:N'"), "{err}");
     }
 

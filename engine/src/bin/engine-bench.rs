@@ -4,9 +4,12 @@
 //!
 //! For each of ten fixed questions on a sales schema: time to first token with an empty prefix
 //! cache (cold), time to first token when the schema is already cached (after another question),
-//! prompt and decode speed. Also model load time and peak resident memory.
+//! and the whole reply twice with the schema cached: without and with the schema constraint, for
+//! decode speed with and without the mask. Also model load time and peak resident memory.
 
-use nl2sql_engine::{model::default_model_path, no_checkpoint, Completion, Engine, Settings, SqlRequest};
+use nl2sql_engine::paths::default_model_path;
+use nl2sql_engine::settings::MAX_NEW_TOKENS;
+use nl2sql_engine::{Completion, Engine, Question, Quiet, Schema, SchemaConstraint, Settings, SqlModel, SqlRequest};
 use std::time::Instant;
 
 const SCHEMA: &str = include_str!("../../examples/sales.sql");
@@ -47,41 +50,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err("usage: engine-bench [--threads N]".into()),
         }
     }
+    let schema = Schema::from_ddl(SCHEMA)?;
+    let constraint = SchemaConstraint::new(&schema);
     let path = default_model_path();
     let mut engine = Engine::load(&path, settings.clone())?;
     println!("model: {}", path.display());
     println!("threads: {}", settings.threads);
     println!("load time: {:.2} s", engine.load_time().as_secs_f64());
 
-    let generate = |engine: &mut Engine, question: &str, max_new_tokens: usize| -> Result<Completion, Box<dyn std::error::Error>> {
+    let generate = |engine: &mut Engine, question: &str, max_new_tokens: usize, constrained: bool| -> Result<Completion, Box<dyn std::error::Error>> {
         engine.set_max_new_tokens(max_new_tokens)?;
-        Ok(engine.complete(&SqlRequest::new(SCHEMA, question).prompt()?, &mut no_checkpoint())?)
+        let question = Question::parse(question)?;
+        let prompt = SqlRequest::new(&schema, &question).prompt(None);
+        Ok(engine.complete(&prompt, constrained.then_some(&constraint), &mut Quiet)?)
     };
     // candle repacks quantized weights lazily on first use: keep that out of the numbers.
     let started = Instant::now();
-    generate(&mut engine, "warm up", 2)?;
+    generate(&mut engine, "warm up", MAX_NEW_TOKENS.min, false)?;
     println!("warm-up (first prompt ever): {:.2} s", started.elapsed().as_secs_f64());
 
-    println!("\n{:<60} {:>7} {:>9} {:>9} {:>8} {:>7} {:>8}", "question", "prompt", "cold ttft", "warm ttft", "speedup", "tokens", "decode/s");
-    let (mut cold_ttft, mut warm_ttft, mut prefill_rate, mut decode_rate) = (vec![], vec![], vec![], vec![]);
+    println!(
+        "\n{:<60} {:>7} {:>9} {:>9} {:>8} {:>7} {:>9} {:>9}",
+        "question", "prompt", "cold ttft", "warm ttft", "speedup", "tokens", "decode/s", "masked/s"
+    );
+    let (mut cold_ttft, mut warm_ttft, mut prefill_rate, mut decode_rate, mut masked_rate) = (vec![], vec![], vec![], vec![], vec![]);
     for (i, question) in QUESTIONS.iter().enumerate() {
         engine.clear_prefix_cache();
-        let cold = generate(&mut engine, question, 1)?;
+        let cold = generate(&mut engine, question, MAX_NEW_TOKENS.min, false)?;
         engine.clear_prefix_cache();
-        generate(&mut engine, QUESTIONS[(i + 1) % QUESTIONS.len()], 1)?;
-        let warm = generate(&mut engine, question, Settings::default().max_new_tokens)?;
+        generate(&mut engine, QUESTIONS[(i + 1) % QUESTIONS.len()], MAX_NEW_TOKENS.min, false)?;
+        let warm = generate(&mut engine, question, MAX_NEW_TOKENS.default, false)?;
+        let masked = generate(&mut engine, question, MAX_NEW_TOKENS.default, true)?;
         let (cold_s, warm_s) = (cold.timings.prefill.as_secs_f64(), warm.timings.prefill.as_secs_f64());
         println!(
-            "{:<60} {:>7} {:>8.2}s {:>8.2}s {:>7.1}x {:>7} {:>8.1}",
-            question, cold.prompt_tokens, cold_s, warm_s, cold_s / warm_s, warm.generated_tokens, warm.decode_tokens_per_second()
+            "{:<60} {:>7} {:>8.2}s {:>8.2}s {:>7.1}x {:>7} {:>9.1} {:>9.1}",
+            question,
+            cold.prompt_tokens,
+            cold_s,
+            warm_s,
+            cold_s / warm_s,
+            warm.generated_tokens,
+            warm.decode_tokens_per_second(),
+            masked.decode_tokens_per_second()
         );
         cold_ttft.push(cold_s);
         warm_ttft.push(warm_s);
         prefill_rate.push(cold.prefill_tokens_per_second());
         decode_rate.push(warm.decode_tokens_per_second());
+        masked_rate.push(masked.decode_tokens_per_second());
     }
     println!("\nmedian prompt speed (cold): {:.1} tokens/s", median(prefill_rate));
-    println!("median decode speed: {:.1} tokens/s", median(decode_rate));
+    let (decode, masked) = (median(decode_rate), median(masked_rate));
+    println!("median decode speed: {decode:.1} tokens/s without the schema constraint, {masked:.1} with it ({:+.1}%)", (masked / decode - 1.0) * 100.0);
     let (cold, warm) = (median(cold_ttft), median(warm_ttft));
     println!("median time to first token: cold {cold:.2} s, schema cached {warm:.2} s ({:.1}x faster)", cold / warm);
     println!("peak RSS: {:.0} MiB", peak_rss_mib());

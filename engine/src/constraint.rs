@@ -1,0 +1,1078 @@
+//! Schema-constrained decoding: whether a statement being written can still name only tables and
+//! columns that exist. The decoder asks [`SchemaConstraint::check`] about its text plus a candidate
+//! token and takes the most likely candidate that keeps the statement possible (see generate.rs).
+//!
+//! The check lexes the text from the start every time (a few microseconds for a statement; a
+//! decode step takes ~75 ms) and tracks, per parenthesis level, the clause and what the next word
+//! may be:
+//! - after FROM / JOIN (or a comma in FROM): a table or view of the schema, a CTE defined
+//!   earlier, a set-returning function, or a sub-query;
+//! - after `x.`: a column of the relation bound to `x` (a table, alias, or CTE: any name for a
+//!   CTE or sub-query, whose columns are not tracked);
+//! - elsewhere: a column of the schema, an alias, CTE or output name declared in the statement,
+//!   a keyword, or a function or type name of [`crate::sql_names`]; after `::` or CAST(... AS,
+//!   a type; EXTRACT's field, and a date/time column (not an integer `year`) where EXTRACT,
+//!   date_trunc and date_part read one; no aggregate directly inside another.
+//!
+//! Quoted identifiers obey the same rules, case-sensitively. Strings, numbers and comments are
+//! free. After the statement ends (`;` or the closing ``` fence) nothing may follow, and every
+//! unqualified column must belong to a table the statement reads (scopes are not tracked: any
+//! table bound anywhere in it counts; with a CTE or sub-query in FROM this is not checked).
+//!
+//! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
+//! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that turns out wrong is reported as
+//! a [`Verdict::Conflict`]; the decoder then backtracks to the `x.col` it contradicts and writes it
+//! again knowing what `x` is (the chosen design: the model keeps its choice of table, the column
+//! is corrected). A word that turns out invalid only when it ends (a column name is valid as a
+//! prefix until the next character) is reported with where it starts, so the decoder can go back
+//! and choose another word there.
+
+use crate::schema::Schema;
+use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, TYPE_WORDS};
+use std::collections::HashMap;
+
+/// What the text so far allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It can still become a valid statement.
+    Viable,
+    /// It cannot. `word_start` is where a completed word that made it so begins; `None` when the
+    /// last, unfinished word can become nothing valid.
+    Dead { word_start: Option<usize> },
+    /// `alias` was just bound to table `relation`, but `alias.column` written earlier at
+    /// `use_start` names a column that table lacks.
+    Conflict { alias: String, relation: usize, use_start: usize },
+    /// The statement ended at byte `end` (a `;` or the closing fence); nothing more is needed.
+    Complete { end: usize },
+}
+
+#[derive(Debug, Clone)]
+struct Relation {
+    schema: Option<String>,
+    name: String,
+    /// Column names and whether each holds dates or times.
+    columns: Vec<(String, bool)>,
+}
+
+/// The tables and columns a statement may name, from the schema given to the prompt.
+#[derive(Debug, Clone)]
+pub struct SchemaConstraint {
+    relations: Vec<Relation>,
+    /// Every column name of every relation, and whether any column of that name is temporal.
+    columns: HashMap<String, bool>,
+    /// Everything an unqualified word may be in an expression: keywords, functions, types,
+    /// EXTRACT fields, columns and relation names, sorted for prefix search.
+    words: Vec<String>,
+}
+
+/// Date, time, timestamp and interval types, as format_type() writes them.
+fn is_temporal(data_type: &str) -> bool {
+    let t = data_type.to_ascii_lowercase();
+    t.starts_with("date") || t.starts_with("time") || t.starts_with("interval")
+}
+
+impl SchemaConstraint {
+    pub fn new(schema: &Schema) -> Self {
+        let relations: Vec<Relation> = schema
+            .tables
+            .iter()
+            .map(|t| Relation {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                columns: t.columns.iter().map(|c| (c.name.clone(), is_temporal(&c.data_type))).collect(),
+            })
+            .collect();
+        let mut columns: HashMap<String, bool> = HashMap::new();
+        for (name, temporal) in relations.iter().flat_map(|r| &r.columns) {
+            *columns.entry(name.clone()).or_default() |= *temporal;
+        }
+        let mut words: Vec<String> = [KEYWORDS, FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].concat().iter().map(|w| w.to_string()).collect();
+        words.extend(columns.keys().cloned());
+        words.extend(relations.iter().map(|r| r.name.clone()));
+        words.extend(relations.iter().filter_map(|r| r.schema.clone()));
+        words.sort();
+        words.dedup();
+        Self { relations, columns, words }
+    }
+
+    /// Whether `text`, a statement being written, can still become a valid one (or is one): what
+    /// the decoder asks, without what it learns while backtracking. For tests and tools.
+    pub fn allows(&self, text: &[u8]) -> bool {
+        matches!(self.check(text, &HashMap::new()), Verdict::Viable | Verdict::Complete { .. })
+    }
+
+    /// What `text` (the statement as written so far) allows, given aliases already known to be
+    /// bound to tables (learnt by backtracking).
+    pub(crate) fn check(&self, text: &[u8], hypotheses: &HashMap<String, usize>) -> Verdict {
+        let lexemes = lex(text);
+        Walk { constraint: self, hypotheses, lexemes: &lexemes, frames: vec![Frame::new(FrameKind::Statement)], bindings: HashMap::new(), ctes: Vec::new(), outputs: Vec::new(), pending: Vec::new(), qualifiers: Vec::new(), unqualified: Vec::new(), declared_at: None, current: 0 }.run()
+    }
+
+    fn relation_named(&self, word: &Word) -> Option<usize> {
+        self.relations.iter().position(|r| r.name == word.name)
+    }
+
+    fn relation_in_schema(&self, schema: &str, word: &Word) -> Option<usize> {
+        self.relations.iter().position(|r| r.name == word.name && r.schema.as_deref() == Some(schema))
+    }
+
+    fn has_column(&self, relation: usize, name: &str) -> bool {
+        self.relations[relation].columns.iter().any(|(c, _)| c == name)
+    }
+
+    fn column_temporal(&self, relation: usize, name: &str) -> bool {
+        self.relations[relation].columns.iter().any(|(c, t)| c == name && *t)
+    }
+}
+
+// ---- lexing ----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Word {
+    start: usize,
+    /// The name it denotes: folded to lower case unless quoted.
+    name: String,
+    quoted: bool,
+    /// Followed by something (or, quoted, closed): it cannot grow any more.
+    complete: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lexeme {
+    Word(Word),
+    Open,
+    Close,
+    Comma,
+    Dot,
+    Semicolon,
+    DoubleColon,
+    Star,
+    /// The closing ``` of the answer's code block.
+    Fence,
+    /// One or two backticks at the very end: perhaps the fence.
+    FenceStart,
+    /// A backtick that is not the fence.
+    Backtick,
+    /// A string literal (its contents are free).
+    Str,
+    /// Numbers, operators: nothing the constraint looks into.
+    Other,
+}
+
+fn is_word_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn lex(text: &[u8]) -> Vec<(Lexeme, usize)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        let start = i;
+        match b {
+            b if b.is_ascii_whitespace() => i += 1,
+            b'-' if text.get(i + 1) == Some(&b'-') => {
+                while i < text.len() && text[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < text.len() && !(text[i] == b'*' && text.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i = (i + 2).min(text.len());
+            }
+            b'\'' => {
+                i += 1;
+                while i < text.len() {
+                    if text[i] == b'\'' {
+                        if text.get(i + 1) == Some(&b'\'') {
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    i += 1;
+                }
+                out.push((Lexeme::Str, start));
+            }
+            b'"' => {
+                let mut name = Vec::new();
+                let mut complete = false;
+                i += 1;
+                while i < text.len() {
+                    if text[i] == b'"' {
+                        if text.get(i + 1) == Some(&b'"') {
+                            name.push(b'"');
+                            i += 2;
+                            continue;
+                        }
+                        i += 1;
+                        complete = true;
+                        break;
+                    }
+                    name.push(text[i]);
+                    i += 1;
+                }
+                let name = String::from_utf8_lossy(&name).into_owned();
+                out.push((Lexeme::Word(Word { start, name, quoted: true, complete }), start));
+            }
+            b'`' if text[i..].starts_with(b"```") => {
+                out.push((Lexeme::Fence, start));
+                i += 3;
+            }
+            // The start of the closing fence, cut by the end of the text; any other backtick is
+            // MySQL quoting, which PostgreSQL does not have.
+            b'`' if b"```".starts_with(&text[i..]) => {
+                out.push((Lexeme::FenceStart, start));
+                i = text.len();
+            }
+            b'`' => {
+                out.push((Lexeme::Backtick, start));
+                i += 1;
+            }
+            b if is_word_start(b) => {
+                while i < text.len() && is_word_byte(text[i]) {
+                    i += 1;
+                }
+                // A typed or escaped string literal (E'..', B'..', X'..', N'..') is a string, not a
+                // word; after `x.` it is a column name followed by a stray quote.
+                let after_dot = matches!(out.last(), Some((Lexeme::Dot, _)));
+                if i < text.len() && text[i] == b'\'' && i - start == 1 && !after_dot && matches!(text[start].to_ascii_lowercase(), b'e' | b'b' | b'x' | b'n') {
+                    continue;
+                }
+                let name = String::from_utf8_lossy(&text[start..i]).to_lowercase();
+                out.push((Lexeme::Word(Word { start, name, quoted: false, complete: i < text.len() }), start));
+            }
+            b'0'..=b'9' => {
+                while i < text.len() && (text[i].is_ascii_alphanumeric() || text[i] == b'.' || text[i] == b'_') {
+                    i += 1;
+                }
+                out.push((Lexeme::Other, start));
+            }
+            b'(' => {
+                out.push((Lexeme::Open, start));
+                i += 1;
+            }
+            b')' => {
+                out.push((Lexeme::Close, start));
+                i += 1;
+            }
+            b',' => {
+                out.push((Lexeme::Comma, start));
+                i += 1;
+            }
+            b'.' => {
+                out.push((Lexeme::Dot, start));
+                i += 1;
+            }
+            b';' => {
+                out.push((Lexeme::Semicolon, start));
+                i += 1;
+            }
+            b'*' => {
+                out.push((Lexeme::Star, start));
+                i += 1;
+            }
+            b':' if text.get(i + 1) == Some(&b':') => {
+                out.push((Lexeme::DoubleColon, start));
+                i += 2;
+            }
+            _ => {
+                out.push((Lexeme::Other, start));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+// ---- walking ---------------------------------------------------------------------------------
+
+/// A relation a name stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Table(usize),
+    /// A CTE, sub-query or function result: its columns are not tracked.
+    Opaque,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FrameKind {
+    Statement,
+    /// A parenthesised query (in FROM, in an expression, or a CTE's body).
+    Query,
+    /// A function's argument list.
+    Function(String),
+    /// Other parentheses: grouping, IN lists, column lists.
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clause {
+    None,
+    With,
+    Select,
+    From,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expect {
+    Any,
+    Table,
+    /// After a table reference: an alias, AS, or a keyword.
+    AfterTable(Bound),
+    /// After `AS` following a table reference.
+    Alias(Bound),
+    /// After `AS` in a SELECT list.
+    OutputName,
+    CteName,
+    Type,
+    ExtractField,
+    ExtractFrom,
+    /// An expression whose first column, if it stands alone, must hold dates or times.
+    Temporal,
+}
+
+#[derive(Debug, Clone)]
+struct Frame {
+    kind: FrameKind,
+    clause: Clause,
+    expect: Expect,
+    /// Argument number inside a function's parentheses.
+    argument: usize,
+    /// FROM has been read in this query (so every alias of it is known).
+    seen_from: bool,
+    /// The parenthesis opened where a table reference was expected (a sub-query or function in FROM).
+    in_from: bool,
+    /// A CTE's body.
+    cte_body: bool,
+    /// A column-name list after an alias or CTE name (`AS g(i)`, `WITH t(a, b)`): names declared.
+    declares: bool,
+}
+
+impl Frame {
+    fn new(kind: FrameKind) -> Self {
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false }
+    }
+
+    fn function(&self) -> Option<&str> {
+        match &self.kind {
+            FrameKind::Function(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+struct Walk<'a> {
+    constraint: &'a SchemaConstraint,
+    hypotheses: &'a HashMap<String, usize>,
+    lexemes: &'a [(Lexeme, usize)],
+    frames: Vec<Frame>,
+    bindings: HashMap<String, Bound>,
+    ctes: Vec<String>,
+    outputs: Vec<String>,
+    /// `alias.column` written before `alias` was bound: (alias, column, where `alias` starts).
+    pending: Vec<(String, String, usize)>,
+    /// Every `qualifier.` written, and where it starts.
+    qualifiers: Vec<(String, usize)>,
+    /// Every unqualified word that can only be a column, and where it starts.
+    unqualified: Vec<(String, usize)>,
+    /// The lexeme that last declared a name (an alias or CTE name).
+    declared_at: Option<usize>,
+    /// The lexeme being walked.
+    current: usize,
+}
+
+/// Keywords that end a table reference instead of naming its alias.
+const AFTER_TABLE_KEYWORDS: &[&str] = &[
+    "as", "cross", "except", "fetch", "for", "full", "group", "having", "inner", "intersect", "join",
+    "left", "limit", "natural", "offset", "on", "order", "right", "tablesample", "union", "using",
+    "where", "window",
+];
+
+/// Functions whose parentheses hold `FROM` that is not a FROM clause.
+const FROM_FUNCTIONS: &[&str] = &["extract", "overlay", "substring", "trim"];
+
+/// Functions that may stand where a table is expected.
+const TABLE_FUNCTIONS: &[&str] = &["generate_series", "json_array_elements", "jsonb_array_elements", "unnest"];
+
+impl Walk<'_> {
+    fn frame(&mut self) -> &mut Frame {
+        self.frames.last_mut().expect("the statement frame is never popped")
+    }
+
+    fn resolve(&self, qualifier: &Word) -> Option<Bound> {
+        if let Some(bound) = self.bindings.get(&qualifier.name) {
+            return Some(*bound);
+        }
+        if let Some(&relation) = self.hypotheses.get(&qualifier.name) {
+            return Some(Bound::Table(relation));
+        }
+        if self.ctes.contains(&qualifier.name) {
+            return Some(Bound::Opaque);
+        }
+        self.constraint.relation_named(qualifier).map(Bound::Table)
+    }
+
+    fn run(mut self) -> Verdict {
+        for index in 0..self.lexemes.len() {
+            let (lexeme, at) = &self.lexemes[index];
+            let verdict = match lexeme {
+                Lexeme::Word(word) => self.word(index, word),
+                Lexeme::Open => self.open(index),
+                Lexeme::Close => self.close(),
+                Lexeme::Comma => self.comma(),
+                Lexeme::Semicolon | Lexeme::Fence => {
+                    if self.frames.len() != 1 {
+                        return Verdict::Dead { word_start: None };
+                    }
+                    // Every qualifier must name something the statement's FROM clauses bound.
+                    if let Some((_, start)) = self.qualifiers.iter().find(|(q, _)| !self.bindings.contains_key(q) && !self.ctes.contains(q)) {
+                        return Verdict::Dead { word_start: Some(*start) };
+                    }
+                    return match self.out_of_scope_column() {
+                        Some(start) => Verdict::Dead { word_start: Some(start) },
+                        None => Verdict::Complete { end: *at },
+                    };
+                }
+                Lexeme::FenceStart => match self.frames.len() {
+                    1 => Verdict::Viable,
+                    _ => Verdict::Dead { word_start: None },
+                },
+                Lexeme::Backtick => Verdict::Dead { word_start: None },
+                Lexeme::DoubleColon => {
+                    self.frame().expect = Expect::Type;
+                    Verdict::Viable
+                }
+                // `x.` goes on with a column name or `*`, nothing else (`x..y`, `x.'`, `x.` then
+                // the end).
+                Lexeme::Dot => match self.next(index) {
+                    None | Some(Lexeme::Word(_)) | Some(Lexeme::Star) => Verdict::Viable,
+                    Some(_) => Verdict::Dead { word_start: None },
+                },
+                // A string right after `x.col` (typed literals follow a type name, never that).
+                Lexeme::Str if index >= 2 && matches!(self.lexemes[index - 2].0, Lexeme::Dot) && matches!(self.lexemes[index - 1].0, Lexeme::Word(_)) => {
+                    Verdict::Dead { word_start: None }
+                }
+                Lexeme::Star | Lexeme::Other | Lexeme::Str => {
+                    let frame = self.frame();
+                    if !matches!(frame.expect, Expect::Table) {
+                        frame.expect = Expect::Any;
+                    }
+                    Verdict::Viable
+                }
+            };
+            if verdict != Verdict::Viable {
+                return verdict;
+            }
+        }
+        Verdict::Viable
+    }
+
+    fn previous(&self, index: usize) -> Option<&Lexeme> {
+        index.checked_sub(1).map(|i| &self.lexemes[i].0)
+    }
+
+    fn next(&self, index: usize) -> Option<&Lexeme> {
+        self.lexemes.get(index + 1).map(|(l, _)| l)
+    }
+
+    fn word(&mut self, index: usize, word: &Word) -> Verdict {
+        let dead = Verdict::Dead { word_start: Some(word.start) };
+        let next = self.next(index).cloned();
+        // A column after `qualifier.` (or a table after `schema.` in FROM).
+        if let (Some(Lexeme::Dot), Some(Lexeme::Word(qualifier))) = (self.previous(index), index.checked_sub(2).map(|i| &self.lexemes[i].0)) {
+            let qualifier = qualifier.clone();
+            return self.qualified(word, &qualifier, next.as_ref());
+        }
+        // A qualifier: a table, alias or CTE, or in a SELECT list before its FROM, an alias to come.
+        if next == Some(Lexeme::Dot) {
+            let frame = self.frames.last().expect("a frame");
+            let ok = self.resolve(word).is_some()
+                || (matches!(frame.expect, Expect::Table) && self.constraint.relations.iter().any(|r| r.schema.as_deref() == Some(word.name.as_str())))
+                || !frame.seen_from;
+            return if ok { Verdict::Viable } else { dead };
+        }
+        if self.frames.last().expect("a frame").declares {
+            if word.complete {
+                self.outputs.push(word.name.clone());
+            }
+            return Verdict::Viable;
+        }
+        if !word.complete {
+            return self.partial(word);
+        }
+        let expect = self.frames.last().expect("a frame").expect.clone();
+        self.current = index;
+        match expect {
+            Expect::Table => self.table_reference(word, next.as_ref()),
+            Expect::AfterTable(bound) => {
+                if !word.quoted && sql_names::contains(AFTER_TABLE_KEYWORDS, &word.name) {
+                    if word.name == "as" {
+                        self.frame().expect = Expect::Alias(bound);
+                        return Verdict::Viable;
+                    }
+                    self.frame().expect = Expect::Any;
+                    return self.keyword(word);
+                }
+                self.bind(word, bound)
+            }
+            Expect::Alias(bound) => self.bind(word, bound),
+            Expect::OutputName => {
+                self.outputs.push(word.name.clone());
+                self.frame().expect = Expect::Any;
+                Verdict::Viable
+            }
+            Expect::CteName => {
+                if !word.quoted && word.name == "recursive" {
+                    return Verdict::Viable;
+                }
+                self.ctes.push(word.name.clone());
+                self.declared_at = Some(self.current);
+                self.frame().expect = Expect::Any;
+                Verdict::Viable
+            }
+            // The rest of a many-word type (double precision, timestamp with time zone) is
+            // allowed anywhere, as type words are.
+            Expect::Type => {
+                self.frame().expect = Expect::Any;
+                match !word.quoted && sql_names::contains(TYPE_WORDS, &word.name) {
+                    true => Verdict::Viable,
+                    false => dead,
+                }
+            }
+            Expect::ExtractField => {
+                self.frame().expect = Expect::ExtractFrom;
+                match !word.quoted && sql_names::contains(EXTRACT_FIELDS, &word.name) {
+                    true => Verdict::Viable,
+                    false => dead,
+                }
+            }
+            Expect::ExtractFrom => {
+                self.frame().expect = Expect::Temporal;
+                match !word.quoted && word.name == "from" {
+                    true => Verdict::Viable,
+                    false => dead,
+                }
+            }
+            Expect::Temporal => {
+                self.frame().expect = Expect::Any;
+                let alone = matches!(next, Some(Lexeme::Close) | Some(Lexeme::Comma));
+                if alone && self.constraint.columns.contains_key(&word.name) && !self.is_known_word(word) {
+                    self.note_unqualified_column(word);
+                    return match self.constraint.columns[&word.name] {
+                        true => Verdict::Viable,
+                        false => dead,
+                    };
+                }
+                self.expression_word(word, next.as_ref())
+            }
+            Expect::Any => self.expression_word(word, next.as_ref()),
+        }
+    }
+
+    /// A word that is a keyword, function or type rather than a name.
+    fn is_known_word(&self, word: &Word) -> bool {
+        !word.quoted && [KEYWORDS, FUNCTIONS, TYPE_WORDS].iter().any(|list| sql_names::contains(list, &word.name))
+    }
+
+    fn qualified(&mut self, word: &Word, qualifier: &Word, next: Option<&Lexeme>) -> Verdict {
+        let dead = Verdict::Dead { word_start: Some(word.start) };
+        let expect = self.frames.last().expect("a frame").expect.clone();
+        if expect == Expect::Table {
+            // schema.table in FROM
+            let found = self.constraint.relations.iter().any(|r| r.schema.as_deref() == Some(qualifier.name.as_str()) && r.name.starts_with(&word.name));
+            if !word.complete {
+                return if found { Verdict::Viable } else { Verdict::Dead { word_start: None } };
+            }
+            return match self.constraint.relation_in_schema(&qualifier.name, word) {
+                Some(relation) => {
+                    self.frame().expect = Expect::AfterTable(Bound::Table(relation));
+                    Verdict::Viable
+                }
+                None => dead,
+            };
+        }
+        if word.complete {
+            self.qualifiers.push((qualifier.name.clone(), qualifier.start));
+        }
+        let temporal_needed = expect == Expect::Temporal && matches!(next, Some(Lexeme::Close) | Some(Lexeme::Comma));
+        if word.complete && !matches!(expect, Expect::Type) {
+            self.frame().expect = Expect::Any;
+        }
+        match self.resolve(qualifier) {
+            Some(Bound::Table(relation)) => {
+                let columns = &self.constraint.relations[relation].columns;
+                if !word.complete {
+                    return match columns.iter().any(|(c, _)| c.starts_with(&word.name)) {
+                        true => Verdict::Viable,
+                        false => Verdict::Dead { word_start: None },
+                    };
+                }
+                if !self.constraint.has_column(relation, &word.name) {
+                    return dead;
+                }
+                if temporal_needed && !self.constraint.column_temporal(relation, &word.name) {
+                    return dead;
+                }
+                Verdict::Viable
+            }
+            Some(Bound::Opaque) => Verdict::Viable,
+            // Not bound yet (a SELECT list before its FROM): any name, checked when FROM binds
+            // the qualifier (it may be a sub-query's output column).
+            None => {
+                if word.complete {
+                    self.pending.push((qualifier.name.clone(), word.name.clone(), qualifier.start));
+                }
+                Verdict::Viable
+            }
+        }
+    }
+
+    /// The unfinished last word: can it still become something allowed here?
+    fn partial(&self, word: &Word) -> Verdict {
+        let frame = self.frames.last().expect("a frame");
+        let prefix = word.name.as_str();
+        fn starts<'n>(mut names: impl Iterator<Item = &'n String>, prefix: &str) -> bool {
+            names.any(|n| n.starts_with(prefix))
+        }
+        let any_name = |names: &mut dyn Iterator<Item = &String>| starts(names, prefix);
+        let ok = match &frame.expect {
+            Expect::AfterTable(_) | Expect::Alias(_) | Expect::OutputName | Expect::CteName | Expect::Temporal => true,
+            Expect::Table => {
+                any_name(&mut self.constraint.relations.iter().map(|r| &r.name))
+                    || any_name(&mut self.constraint.relations.iter().filter_map(|r| r.schema.as_ref()))
+                    || any_name(&mut self.ctes.iter())
+                    || (!word.quoted && ["lateral", "only"].iter().chain(TABLE_FUNCTIONS).any(|w| w.starts_with(prefix)))
+            }
+            Expect::Type => !word.quoted && sql_names::any_starts_with(TYPE_WORDS, prefix),
+            Expect::ExtractField => !word.quoted && sql_names::any_starts_with(EXTRACT_FIELDS, prefix),
+            Expect::ExtractFrom => !word.quoted && "from".starts_with(prefix),
+            // Before FROM, any word may turn out to be an alias qualifier (`t.`).
+            Expect::Any if !frame.seen_from => true,
+            Expect::Any => {
+                let in_words = match word.quoted {
+                    true => self.constraint.columns.keys().chain(self.constraint.relations.iter().map(|r| &r.name)).any(|n| n.starts_with(prefix)),
+                    false => {
+                        let at = self.constraint.words.partition_point(|w| w.as_str() < prefix);
+                        self.constraint.words.get(at).is_some_and(|w| w.starts_with(prefix))
+                    }
+                };
+                in_words
+                    || any_name(&mut self.bindings.keys())
+                    || any_name(&mut self.ctes.iter())
+                    || any_name(&mut self.outputs.iter())
+                    || any_name(&mut self.hypotheses.keys())
+            }
+        };
+        match ok {
+            true => Verdict::Viable,
+            false => Verdict::Dead { word_start: None },
+        }
+    }
+
+    fn table_reference(&mut self, word: &Word, next: Option<&Lexeme>) -> Verdict {
+        if !word.quoted && (word.name == "lateral" || word.name == "only") {
+            return Verdict::Viable;
+        }
+        if next == Some(&Lexeme::Open) && !word.quoted && TABLE_FUNCTIONS.contains(&word.name.as_str()) {
+            return Verdict::Viable; // its ')' leaves an opaque relation (see close())
+        }
+        let bound = if self.ctes.contains(&word.name) {
+            Bound::Opaque
+        } else {
+            match self.constraint.relation_named(word) {
+                Some(relation) => Bound::Table(relation),
+                None => return Verdict::Dead { word_start: Some(word.start) },
+            }
+        };
+        // A table's own name qualifies its columns until an alias replaces it.
+        self.bindings.insert(word.name.clone(), bound);
+        let verdict = self.check_pending(&word.name, bound);
+        self.frame().expect = Expect::AfterTable(bound);
+        verdict
+    }
+
+    fn bind(&mut self, alias: &Word, bound: Bound) -> Verdict {
+        self.bindings.insert(alias.name.clone(), bound);
+        self.declared_at = Some(self.current);
+        self.frame().expect = Expect::Any;
+        self.check_pending(&alias.name, bound)
+    }
+
+    /// Earlier `alias.column` uses, now that `alias` is bound.
+    fn check_pending(&self, alias: &str, bound: Bound) -> Verdict {
+        let Bound::Table(relation) = bound else { return Verdict::Viable };
+        let conflict = self
+            .pending
+            .iter()
+            .filter(|(a, column, _)| a == alias && !self.constraint.has_column(relation, column))
+            .map(|(_, _, start)| *start)
+            .min();
+        match conflict {
+            Some(use_start) => Verdict::Conflict { alias: alias.to_owned(), relation, use_start },
+            None => Verdict::Viable,
+        }
+    }
+
+    fn keyword(&mut self, word: &Word) -> Verdict {
+        let in_from_function = self.frames.last().and_then(Frame::function).is_some_and(|f| FROM_FUNCTIONS.contains(&f));
+        let frame = self.frame();
+        match word.name.as_str() {
+            "select" => {
+                if frame.kind == FrameKind::Group {
+                    frame.kind = FrameKind::Query;
+                }
+                frame.clause = Clause::Select;
+                frame.seen_from = false;
+                frame.expect = Expect::Any;
+            }
+            "from" if in_from_function => {
+                frame.expect = match frame.function() == Some("extract") {
+                    true => Expect::Temporal,
+                    false => Expect::Any,
+                };
+            }
+            "from" => {
+                frame.clause = Clause::From;
+                frame.seen_from = true;
+                frame.expect = Expect::Table;
+            }
+            "join" => {
+                frame.clause = Clause::From;
+                frame.expect = Expect::Table;
+            }
+            "with" if frame.clause == Clause::None || frame.kind == FrameKind::Group => {
+                if frame.kind == FrameKind::Group {
+                    frame.kind = FrameKind::Query;
+                }
+                frame.clause = Clause::With;
+                frame.expect = Expect::CteName;
+            }
+            "as" => {
+                frame.expect = match (frame.function(), frame.clause) {
+                    (Some("cast"), _) => Expect::Type,
+                    (_, Clause::Select) => Expect::OutputName,
+                    _ => Expect::Any,
+                };
+            }
+            "where" | "group" | "having" | "order" | "limit" | "offset" | "on" | "using" | "window" | "union" | "intersect" | "except" => {
+                frame.clause = match word.name.as_str() {
+                    "union" | "intersect" | "except" => Clause::None,
+                    _ => Clause::Other,
+                };
+                frame.expect = Expect::Any;
+            }
+            _ => frame.expect = Expect::Any,
+        }
+        Verdict::Viable
+    }
+
+    /// A word in an expression: a keyword, function, type, column or name declared here.
+    fn expression_word(&mut self, word: &Word, next: Option<&Lexeme>) -> Verdict {
+        let dead = Verdict::Dead { word_start: Some(word.start) };
+        if !word.quoted && sql_names::contains(KEYWORDS, &word.name) && !self.is_declared(word) {
+            return self.keyword(word);
+        }
+        if next == Some(&Lexeme::Open) && !word.quoted {
+            if !sql_names::contains(FUNCTIONS, &word.name) && !sql_names::contains(TYPE_WORDS, &word.name) {
+                return dead;
+            }
+            // No aggregate directly inside another (sum(count(*)) is an error).
+            let inside_aggregate = self.frames.last().and_then(Frame::function).is_some_and(|f| sql_names::contains(AGGREGATES, f));
+            if inside_aggregate && sql_names::contains(AGGREGATES, &word.name) {
+                return dead;
+            }
+            return Verdict::Viable;
+        }
+        let ok = (!word.quoted && [FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)))
+            || self.constraint.columns.contains_key(&word.name)
+            || self.constraint.relation_named(word).is_some()
+            || self.is_declared(word);
+        self.note_unqualified_column(word);
+        match ok {
+            true => Verdict::Viable,
+            false => dead,
+        }
+    }
+
+    /// Remembers a word that can only be a column, to check at the end that a table of the
+    /// statement has it.
+    fn note_unqualified_column(&mut self, word: &Word) {
+        let other_meaning = (!word.quoted && [KEYWORDS, FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)))
+            || self.constraint.relation_named(word).is_some()
+            || self.is_declared(word);
+        if self.constraint.columns.contains_key(&word.name) && !other_meaning {
+            self.unqualified.push((word.name.clone(), word.start));
+        }
+    }
+
+    /// The start of the first unqualified column that no table of the statement has. Scopes
+    /// are not tracked, so a column of any table bound anywhere in the statement counts (an
+    /// outer query's columns are visible in its sub-queries); with a CTE, sub-query or function
+    /// in FROM, whose columns are not known, nothing is checked.
+    fn out_of_scope_column(&self) -> Option<usize> {
+        let mut tables = Vec::new();
+        for bound in self.bindings.values() {
+            match bound {
+                Bound::Table(relation) => tables.push(*relation),
+                Bound::Opaque => return None,
+            }
+        }
+        if !self.ctes.is_empty() || tables.is_empty() {
+            return None;
+        }
+        self.unqualified
+            .iter()
+            .find(|(name, _)| !self.outputs.contains(name) && !self.bindings.contains_key(name) && !tables.iter().any(|&t| self.constraint.has_column(t, name)))
+            .map(|(_, start)| *start)
+    }
+
+    fn is_declared(&self, word: &Word) -> bool {
+        self.bindings.contains_key(&word.name) || self.ctes.contains(&word.name) || self.outputs.contains(&word.name)
+    }
+
+    fn open(&mut self, index: usize) -> Verdict {
+        let parent = self.frames.last().expect("a frame").clone();
+        let function = match self.previous(index) {
+            Some(Lexeme::Word(w)) if !w.quoted && (sql_names::contains(FUNCTIONS, &w.name) || FROM_FUNCTIONS.contains(&w.name.as_str()) || ["cast", "coalesce", "nullif", "greatest", "least", "exists", "any", "all", "some", "in", "filter", "over"].contains(&w.name.as_str())) => {
+                match w.name.as_str() {
+                    "exists" | "any" | "all" | "some" | "in" | "filter" | "over" => None,
+                    name => Some(name.to_owned()),
+                }
+            }
+            _ => None,
+        };
+        let mut frame = Frame::new(match &function {
+            Some(name) => FrameKind::Function(name.clone()),
+            None => FrameKind::Group,
+        });
+        frame.in_from = parent.expect == Expect::Table;
+        frame.declares = self.declared_at.is_some_and(|at| at + 1 == index) && function.is_none();
+        frame.cte_body = parent.clause == Clause::With && parent.expect == Expect::Any;
+        if function.as_deref() == Some("extract") {
+            frame.expect = Expect::ExtractField;
+        }
+        // Inside a query's parentheses, its aliases are still in scope for the qualifier rule.
+        frame.seen_from = parent.seen_from;
+        self.frames.push(frame);
+        Verdict::Viable
+    }
+
+    fn close(&mut self) -> Verdict {
+        if self.frames.len() == 1 {
+            return Verdict::Dead { word_start: None };
+        }
+        let closed = self.frames.pop().expect("more than one frame");
+        let frame = self.frame();
+        frame.expect = if closed.in_from { Expect::AfterTable(Bound::Opaque) } else { Expect::Any };
+        if closed.cte_body {
+            frame.expect = Expect::Any;
+        }
+        Verdict::Viable
+    }
+
+    fn comma(&mut self) -> Verdict {
+        let frame = self.frame();
+        frame.argument += 1;
+        frame.expect = match (&frame.kind, frame.clause) {
+            (FrameKind::Function(name), _) if (name == "date_trunc" || name == "date_part") && frame.argument == 1 => Expect::Temporal,
+            (FrameKind::Function(_), _) => Expect::Any,
+            (_, Clause::From) => Expect::Table,
+            (_, Clause::With) => Expect::CteName,
+            _ => Expect::Any,
+        };
+        Verdict::Viable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn constraint() -> SchemaConstraint {
+        SchemaConstraint::new(&Schema::from_ddl(include_str!("../examples/sales.sql")).unwrap())
+    }
+
+    fn verdict(sql: &str) -> Verdict {
+        constraint().check(sql.as_bytes(), &HashMap::new())
+    }
+
+    /// Every prefix of `sql` is viable (the constraint never forbids the statement).
+    fn assert_accepted(sql: &str) {
+        let c = constraint();
+        for end in 1..=sql.len() {
+            if !sql.is_char_boundary(end) {
+                continue;
+            }
+            let v = c.check(sql[..end].as_bytes(), &HashMap::new());
+            assert!(matches!(v, Verdict::Viable | Verdict::Complete { .. }), "{sql:?} refused at {end} ({:?}): {v:?}", &sql[..end]);
+        }
+    }
+
+    fn dead_at(sql: &str) -> Option<usize> {
+        match verdict(sql) {
+            Verdict::Dead { word_start } => word_start,
+            other => panic!("{sql:?} should be dead, is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_statements_over_the_schema() {
+        for sql in [
+            "SELECT name, count(*) AS sold FROM products GROUP BY name ORDER BY sold DESC LIMIT 5\n```",
+            "SELECT c.country, SUM(oi.quantity * p.unit_price) AS revenue\nFROM customers c\nJOIN orders o ON o.customer_id = c.id\nJOIN order_items oi ON oi.order_id = o.id\nJOIN products p ON p.id = oi.product_id\nGROUP BY c.country;",
+            "WITH monthly AS (SELECT date_trunc('month', ordered_at) AS month, count(*) AS n FROM orders GROUP BY 1) SELECT month, n FROM monthly ORDER BY month",
+            "SELECT EXTRACT(DOW FROM o.ordered_at) AS dow, COUNT(*) FROM orders AS o WHERE o.status = 'cancelled' GROUP BY dow",
+            "SELECT p.name FROM products p WHERE NOT EXISTS (SELECT 1 FROM order_items oi WHERE oi.product_id = p.id)",
+            "SELECT CAST(SUM(CASE WHEN status = 'returned' THEN 1 ELSE 0 END) AS numeric) / COUNT(*) FROM orders",
+            "SELECT \"name\", unit_price::float FROM products WHERE category ILIKE '%game%' -- a comment\n",
+            "SELECT o.id FROM orders o WHERE o.ordered_at >= CURRENT_DATE - INTERVAL '7 days' AND o.id IN (SELECT order_id FROM order_items)",
+            "SELECT x.n FROM (SELECT count(*) AS n FROM customers) x",
+            "SELECT * FROM generate_series(1, 3) AS g(i)",
+            "SELECT date_part('year', signed_up), to_char(signed_up, 'YYYY-MM') FROM customers",
+        ] {
+            assert_accepted(sql);
+        }
+    }
+
+    #[test]
+    fn refuses_invented_columns_and_tables_where_the_word_starts() {
+        assert_eq!(dead_at("SELECT prize FROM products"), Some(7));
+        assert_eq!(verdict("SELECT name FROM productz"), Verdict::Dead { word_start: None }, "no table starts with productz");
+        assert_eq!(dead_at("SELECT name FROM products p WHERE p.colour = 'red' "), Some(36));
+        assert_eq!(dead_at("SELECT name FROM products WHERE colour "), Some(32));
+        assert_eq!(verdict("SELECT * FROM pro"), Verdict::Viable, "a prefix of a table");
+    }
+
+    #[test]
+    fn checks_alias_qualification_when_the_alias_is_bound() {
+        // c is bound to customers, but c.unit_price is a column of products.
+        match verdict("SELECT c.unit_price FROM customers c ") {
+            Verdict::Conflict { alias, relation, use_start } => {
+                assert_eq!((alias.as_str(), use_start), ("c", 7));
+                assert_eq!(constraint().relations[relation].name, "customers");
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // With the binding known (after backtracking), the column is checked at once.
+        let hypotheses = HashMap::from([("c".to_owned(), constraint().relations.iter().position(|r| r.name == "customers").unwrap())]);
+        assert_eq!(constraint().check(b"SELECT c.unit_price ", &hypotheses), Verdict::Dead { word_start: Some(9) });
+        assert_eq!(constraint().check(b"SELECT c.unit", &hypotheses), Verdict::Dead { word_start: None });
+    }
+
+    #[test]
+    fn a_qualifier_dot_needs_a_column_after_it() {
+        assert_eq!(verdict("SELECT p..name"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT p.name FROM products p ORDER BY p.\n```"), Verdict::Dead { word_start: None });
+        // `e'` after a dot is a column name beginning, not an escaped string.
+        assert_eq!(verdict("SELECT p.e'"), Verdict::Dead { word_start: None });
+        assert_accepted("SELECT E'a\\tb', p.* FROM products p\n```");
+    }
+
+    #[test]
+    fn unqualified_columns_must_belong_to_a_table_of_the_statement() {
+        // unit_price is a column of products and order_items, not of orders.
+        assert_eq!(dead_at("SELECT status, unit_price FROM orders\n```"), Some(15));
+        assert_accepted("SELECT status, quantity FROM orders JOIN order_items ON order_id = id\n```");
+        // A column of the outer query's table inside a sub-query, and an output name in ORDER BY.
+        assert_accepted("SELECT name, (SELECT count(*) FROM orders WHERE customer_id = id) AS n FROM customers ORDER BY n\n```");
+        // With a sub-query in FROM its columns are unknown: nothing is checked.
+        assert_accepted("SELECT unit_price FROM (SELECT * FROM products) AS p\n```");
+    }
+
+    #[test]
+    fn types_extract_and_nested_aggregates() {
+        // EXTRACT reads a date or time column, not an integer.
+        assert_eq!(dead_at("SELECT EXTRACT(YEAR FROM quantity) FROM order_items"), Some(25));
+        assert_accepted("SELECT EXTRACT(YEAR FROM ordered_at) FROM orders");
+        assert_accepted("SELECT EXTRACT(YEAR FROM quantity::date) FROM order_items");
+        assert_eq!(dead_at("SELECT date_trunc('month', quantity) FROM order_items"), Some(27));
+        assert_eq!(dead_at("SELECT EXTRACT(YEARS FROM ordered_at) FROM orders"), Some(15));
+        assert_eq!(dead_at("SELECT sum(count(*)) FROM orders"), Some(11));
+        assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
+    }
+
+    #[test]
+    fn quoted_identifiers_are_case_sensitive() {
+        assert_accepted("SELECT \"category\" FROM products");
+        assert_eq!(dead_at("SELECT \"Category\" FROM products"), Some(7));
+        assert_eq!(verdict("SELECT \"Cat"), Verdict::Viable, "before FROM, a quoted word may still be an alias");
+        assert_eq!(verdict("SELECT 1 FROM products WHERE \"Cat"), Verdict::Dead { word_start: None });
+    }
+
+    #[test]
+    fn the_statement_ends_at_a_semicolon_or_the_fence() {
+        assert_eq!(verdict("SELECT 1;"), Verdict::Complete { end: 8 });
+        assert_eq!(verdict("SELECT 1\n```"), Verdict::Complete { end: 9 });
+        assert_eq!(verdict("SELECT (1;"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT 1)"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT ';' FROM products"), Verdict::Viable, "a semicolon in a string is text");
+        assert_eq!(verdict("SELECT 1\n``"), Verdict::Viable, "the fence is being written");
+        assert_eq!(verdict("SELECT count(``"), Verdict::Dead { word_start: None }, "not inside parentheses");
+        assert_eq!(verdict("SELECT `name` FROM products"), Verdict::Dead { word_start: None }, "no MySQL quoting");
+    }
+
+    #[test]
+    fn every_qualifier_must_be_bound_by_the_end() {
+        assert_eq!(verdict("SELECT sq.unit_price FROM products s;"), Verdict::Dead { word_start: Some(7) });
+        assert_eq!(verdict("SELECT customers.name FROM orders\n```"), Verdict::Dead { word_start: Some(7) }, "a table not in FROM");
+        assert_eq!(verdict("SELECT orders.id FROM orders;"), Verdict::Complete { end: 28 });
+    }
+
+    #[test]
+    fn column_lists_declare_names_and_other_parentheses_do_not() {
+        assert_accepted("WITH t(a, b) AS (SELECT id, name FROM customers) SELECT a, b FROM t");
+        assert_eq!(dead_at("SELECT * FROM orders o WHERE (nonsense > 1)"), Some(30));
+    }
+
+    #[test]
+    fn ctes_and_subqueries_have_their_own_names() {
+        assert_accepted("WITH t AS (SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id) SELECT c.name, t.n FROM t JOIN customers c ON c.id = t.customer_id");
+        assert_eq!(dead_at("SELECT * FROM orders WHERE nonsense > 1"), Some(27));
+    }
+}
+
+/// A bounded generative test: random text, random SQL fragments and every prefix of them, through
+/// the lexer and tracker and the SQL extraction; nothing may panic, and a verdict is always given.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    #[test]
+    fn random_input_never_panics() {
+        let constraint = SchemaConstraint::new(&Schema::from_ddl(include_str!("../examples/sales.sql")).unwrap());
+        let fragments = [
+            "SELECT", " ", "(", ")", ",", ".", ";", "::", "'", "\"", "`", "```", "--", "/*", "*/", "\n", "FROM", "orders", "o", "JOIN",
+            "EXTRACT", "date_trunc", "sum", "count(*)", "AS", "WITH", "x", "é", "🍕", "\u{0}", "E'", "$1", "customers.", "c.name", "=", "1.5e3",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..2000 {
+            let mut text: Vec<u8> = Vec::new();
+            for _ in 0..next(20) {
+                match next(3) {
+                    0 => text.push(next(256) as u8),
+                    _ => text.extend_from_slice(fragments[next(fragments.len())].as_bytes()),
+                }
+            }
+            for end in 0..=text.len() {
+                let _ = constraint.check(&text[..end], &HashMap::new());
+            }
+            let _ = crate::extract::extract_sql(&String::from_utf8_lossy(&text));
+        }
+    }
+}
