@@ -1,31 +1,34 @@
-//! The SQL functions. Each one checks its arguments, calls the pipeline or the engine, and turns
-//! every failure into a PostgreSQL ERROR with a hint. All are SECURITY INVOKER: they read and run
-//! as the calling role.
+//! The SQL functions. Each one checks its arguments, calls the pipeline or the engine, and
+//! returns every failure as an [`Nl2sqlError`], which pgrx raises as an ERROR with its SQLSTATE,
+//! detail and hint. All are SECURITY INVOKER: they read and run as the calling role.
 
-use crate::backend_model::{interrupt_check, loaded_model, with_engine};
+// pgrx raises the ErrorReport a function returns; it is large, but made at most once per call.
+#![allow(clippy::result_large_err)]
+
+use crate::backend_model::{loaded, with_engine, Backend};
 use crate::errors::{Nl2sqlError, Result};
-use crate::execute::ResultSet;
-use crate::pipeline::{answer, Mode, Outcome};
-use crate::{csv_load, gucs, schema_context};
-use nl2sql_engine::{NarrationRequest, SqlRequest};
+use crate::pipeline::{plan_sql, run_sql};
+use crate::question_context::Context;
+use crate::progress::{self, Phase};
+use crate::statement::ResultSet;
+use crate::{csv_load, examples, glossary, gucs, schema_context, value_index};
+use nl2sql_engine::{NarrationRequest, Question};
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use pgrx::{JsonB, PgLogLevel};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
 fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str> {
     value.ok_or_else(|| {
-        Nl2sqlError::invalid_input(format!("{name} is NULL")).hint(format!("Pass a {name}, e.g. SELECT * FROM nl2sql('How many orders were placed in July?');"))
+        Nl2sqlError::invalid_input(format!("{name} is NULL"))
+            .hint(format!("Pass a {name}, e.g. SELECT * FROM nl2sql('How many orders were placed in July?');"))
     })
 }
 
 /// A question that is present, not blank and not over-long: checked before the model is loaded.
-fn checked_question(value: Option<&str>) -> Result<&str> {
-    Ok(nl2sql_engine::prompt::check_question(required(value, "question")?)?)
-}
-
-fn ok<T>(result: Result<T>) -> T {
-    result.unwrap_or_else(|e| e.raise())
+fn question(value: Option<&str>) -> Result<Question> {
+    Ok(Question::parse(required(value, "question")?)?)
 }
 
 /// Rows as jsonb objects; a repeated column name gets a suffix (_2, _3) so no value is lost.
@@ -47,59 +50,62 @@ fn row_objects(result: &ResultSet) -> Vec<Value> {
         .collect()
 }
 
-/// The checked question and its outcome, with a NOTICE when the rows were cut.
-fn run_question<'a>(question: Option<&'a str>, instructions: Option<&str>) -> (&'a str, Outcome) {
-    let question = ok(checked_question(question));
-    let outcome = ok(answer(question, instructions, Mode::Run));
-    if let Some(result) = &outcome.result {
-        if result.truncated {
-            notice!("nl2sql: the result was cut to nl2sql.max_rows = {} rows; ask for fewer rows or raise the setting", gucs::max_rows());
-        }
+fn notice_if_truncated(result: &ResultSet) {
+    if result.truncated {
+        let message = format!("nl2sql: the result was cut to nl2sql.max_rows = {} rows; ask for fewer rows or raise the setting", gucs::max_rows());
+        crate::errors::report(PgLogLevel::NOTICE, &message, None);
     }
-    (question, outcome)
 }
 
-fn narrate(question: &str, columns: &[String], rows: &[Vec<Value>]) -> Result<String> {
-    let request = NarrationRequest { question, columns, rows };
-    with_engine(|engine| engine.narrate(&request, &mut interrupt_check()).map(|c| c.text))
+fn narrate(question: &Question, result: &ResultSet, observer: &mut Backend) -> Result<String> {
+    if observer.progress {
+        progress::phase(Phase::Explaining);
+    }
+    let request = NarrationRequest { question, columns: &result.columns, rows: &result.rows };
+    observer.narrating = true;
+    let narrated = with_engine(|engine| engine.narrate(&request, observer));
+    observer.narrating = false;
+    Ok(narrated??.text)
 }
 
 /// Answers the question: one jsonb object per result row (column name -> value).
 #[pg_extern]
-fn nl2sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> SetOfIterator<'static, JsonB> {
-    let (_, outcome) = run_question(question, instructions);
-    let rows = outcome.result.as_ref().map(row_objects).unwrap_or_default();
-    SetOfIterator::new(rows.into_iter().map(JsonB))
+fn nl2sql(
+    question: Option<&str>,
+    instructions: default!(Option<&str>, "NULL"),
+) -> Result<SetOfIterator<'static, JsonB>, ErrorReport> {
+    let question = self::question(question)?;
+    let answer = run_sql(&question, instructions, &mut Backend::new(false))?;
+    notice_if_truncated(&answer.value);
+    Ok(SetOfIterator::new(row_objects(&answer.value).into_iter().map(JsonB)))
 }
 
 /// The checked (and planned, not run) SQL for the question.
 #[pg_extern]
-fn nl2sql_sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let question = ok(checked_question(question));
-    ok(answer(question, instructions, Mode::Plan)).sql
+fn nl2sql_sql(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> Result<String, ErrorReport> {
+    let question = self::question(question)?;
+    Ok(plan_sql(&question, instructions, &mut Backend::new(false))?.sql)
 }
 
 /// The exact prompt the model would see for the question, as the calling role.
 #[pg_extern]
-fn nl2sql_prompt(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let question = ok(checked_question(question));
-    let schema = ok(schema_context::readable_schema_text());
-    let mut request = SqlRequest::new(&schema, question);
-    request.instructions = instructions;
-    ok(request.prompt().map_err(Nl2sqlError::from)).text()
+fn nl2sql_prompt(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> Result<String, ErrorReport> {
+    let question = self::question(question)?;
+    let context = Context::read(&question, &Backend::new(false))?;
+    Ok(context.request(&question, instructions).prompt(None).text())
 }
 
-/// `rows` as columns + rows: a jsonb array of objects (as `jsonb_agg` of nl2sql() gives), or NULL
-/// for no rows.
-fn columns_and_rows(rows: Option<&Value>) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+/// `rows` as columns + rows: a jsonb array of objects (as `jsonb_agg` of nl2sql() gives), one
+/// object, or NULL for no rows.
+fn columns_and_rows(rows: Option<&Value>) -> Result<ResultSet> {
     let shape_error = || {
         Nl2sqlError::invalid_input("rows must be a jsonb array of objects")
             .hint("Pass e.g. (SELECT jsonb_agg(r) FROM nl2sql('your question') AS r)")
     };
     let items = match rows {
-        None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
-        Some(Value::Array(items)) => items,
-        Some(Value::Object(_)) => std::slice::from_ref(rows.unwrap()),
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(items)) => items.as_slice(),
+        Some(object @ Value::Object(_)) => std::slice::from_ref(object),
         Some(_) => return Err(shape_error()),
     };
     let mut columns: Vec<String> = Vec::new();
@@ -111,89 +117,142 @@ fn columns_and_rows(rows: Option<&Value>) -> Result<(Vec<String>, Vec<Vec<Value>
             }
         }
     }
-    let table = items
-        .iter()
-        .map(|item| columns.iter().map(|c| item.get(c).cloned().unwrap_or(Value::Null)).collect())
-        .collect();
-    Ok((columns, table))
+    let rows = items.iter().map(|item| columns.iter().map(|c| item.get(c).cloned().unwrap_or(Value::Null)).collect()).collect();
+    Ok(ResultSet { columns, rows, truncated: false })
 }
 
 /// A one- or two-sentence plain-language answer to the question from the given rows.
 #[pg_extern]
-fn explain_rows(question: Option<&str>, rows: Option<JsonB>) -> String {
-    let question = ok(checked_question(question));
-    let (columns, table) = ok(columns_and_rows(rows.as_ref().map(|j| &j.0)));
-    ok(narrate(question, &columns, &table))
+fn explain_rows(question: Option<&str>, rows: Option<JsonB>) -> Result<String, ErrorReport> {
+    let question = self::question(question)?;
+    let result = columns_and_rows(rows.as_ref().map(|j| &j.0))?;
+    Ok(narrate(&question, &result, &mut Backend::new(false))?)
 }
 
 /// Generate, run and narrate in one call: the answer in words.
 #[pg_extern]
-fn nl2sql_answer(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> String {
-    let (question, outcome) = run_question(question, instructions);
-    let result = outcome.result.expect("Run mode returns a result");
-    ok(narrate(question, &result.columns, &result.rows))
+fn nl2sql_answer(question: Option<&str>, instructions: default!(Option<&str>, "NULL")) -> Result<String, ErrorReport> {
+    let question = self::question(question)?;
+    let mut observer = Backend::new(false);
+    let answer = run_sql(&question, instructions, &mut observer)?;
+    notice_if_truncated(&answer.value);
+    Ok(narrate(&question, &answer.value, &mut observer)?)
 }
 
 /// Everything about one question in one round trip (what the web service calls): the SQL, the
-/// columns, the rows as arrays, the answer in words (unless narrate is false) and timings.
+/// columns, the rows as arrays, the answer in words (unless narrate_result is false) and timings.
+/// With progress, the phases and the SQL as it is written arrive as NOTICEs (see progress.rs).
 #[pg_extern]
 fn nl2sql_ask(
     question: Option<&str>,
     instructions: default!(Option<&str>, "NULL"),
     narrate_result: default!(bool, true),
-) -> JsonB {
+    progress: default!(bool, false),
+) -> Result<JsonB, ErrorReport> {
     let started = Instant::now();
-    let (question, outcome) = run_question(question, instructions);
-    let result = outcome.result.expect("Run mode returns a result");
+    let question = self::question(question)?;
+    let mut observer = Backend::new(progress);
+    let answer = run_sql(&question, instructions, &mut observer)?;
+    let result = &answer.value;
+    notice_if_truncated(result);
     let narrate_started = Instant::now();
-    let answer = narrate_result.then(|| ok(narrate(question, &result.columns, &result.rows)));
-    let narrate_ms = narrate_started.elapsed().as_secs_f64() * 1000.0;
-    JsonB(json!({
-        "sql": outcome.sql,
+    let words = match narrate_result {
+        true => Some(narrate(&question, result, &mut observer)?),
+        false => None,
+    };
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round();
+    Ok(JsonB(json!({
+        "sql": answer.sql,
         "columns": result.columns,
         "rows": result.rows,
         "truncated": result.truncated,
-        "answer": answer,
-        "attempts": outcome.attempts,
+        "answer": words,
+        "attempts": answer.attempts(),
         "timings_ms": {
-            "generate": outcome.timings.generate_ms.round(),
-            "run": outcome.timings.run_ms.round(),
-            "narrate": if narrate_result { narrate_ms.round() } else { 0.0 },
-            "total": (started.elapsed().as_secs_f64() * 1000.0).round(),
+            "generate": ms(answer.generation),
+            "run": ms(answer.judging),
+            "narrate": if narrate_result { ms(narrate_started.elapsed()) } else { 0.0 },
+            "total": ms(started.elapsed()),
         },
-    }))
+    })))
 }
 
 /// Loads a server-side CSV file into a new table with inferred column types; returns the row count.
 #[pg_extern]
-fn nl2sql_load_csv(path: Option<&str>, table_name: Option<&str>) -> i64 {
-    let path = ok(required(path, "path"));
-    let table_name = ok(required(table_name, "table_name"));
-    ok(csv_load::load_csv(path, table_name))
+fn nl2sql_load_csv(path: Option<&str>, table_name: Option<&str>) -> Result<i64, ErrorReport> {
+    Ok(csv_load::load_csv(required(path, "path")?, required(table_name, "table_name")?)?)
 }
 
-/// Where the model is and whether this backend has loaded it (for health checks).
+/// The checker's verdict on `sql`, as the calling role, without the model and without running
+/// it: {allowed, reason, columns}. What generated SQL would face: one read-only SELECT, only code
+/// of pg_catalog and the allowed schemas (PostgreSQL's errors are reasons too).
+#[pg_extern]
+fn nl2sql_check(sql: Option<&str>) -> Result<JsonB, ErrorReport> {
+    let sql = required(sql, "sql")?;
+    let allowed = crate::provenance::AllowedSchemas::new(&gucs::allowed_function_schemas());
+    Ok(JsonB(match crate::statement::plan(sql, &allowed) {
+        Ok(columns) => json!({ "allowed": true, "reason": null, "columns": columns }),
+        Err(failure) => {
+            let reason = match failure {
+                crate::statement::StatementFailure::Refused(reason) => reason,
+                crate::statement::StatementFailure::Failed(e) => format!("ERROR: {}", e.message),
+                crate::statement::StatementFailure::TimedOut => "timed out".to_owned(),
+            };
+            json!({ "allowed": false, "reason": reason, "columns": null })
+        }
+    }))
+}
+
+/// Stores a verified example: a question and SQL that passes the check generated SQL passes, as
+/// the calling role; the example's id. Similar questions are shown it (nl2sql.examples).
+#[pg_extern]
+fn nl2sql_add_example(question: Option<&str>, sql: Option<&str>) -> Result<i64, ErrorReport> {
+    Ok(examples::add(required(question, "question")?, required(sql, "sql")?)?)
+}
+
+/// Sets what a term means in this database (shown to the model with the schema); NULL removes it.
+#[pg_extern]
+fn nl2sql_glossary(term: Option<&str>, meaning: Option<&str>) -> Result<(), ErrorReport> {
+    Ok(glossary::set(required(term, "term")?, meaning)?)
+}
+
+/// Rebuilds the value index (distinct values of low-cardinality text columns); the number of
+/// values. Runs as the extension's owner; each caller sees only values it may read.
+#[pg_extern(security_definer)]
+fn nl2sql_index_values() -> Result<i64, ErrorReport> {
+    Ok(value_index::build()?)
+}
+
+/// Where the model is, the settings this session asks for, and those in force in the model this
+/// backend has loaded, if any (for health checks).
 #[pg_extern]
 fn nl2sql_status() -> JsonB {
     let path = gucs::model_path();
-    let loaded = loaded_model();
+    let requested = gucs::engine_settings();
+    let loaded = loaded();
     JsonB(json!({
         "model_path": path.display().to_string(),
         "model_present": path.is_file(),
         "loaded_in_this_session": loaded.is_some(),
-        "load_seconds": loaded.map(|(_, t)| t.as_secs_f64()),
-        "threads": gucs::threads(),
-        "device": gucs::device(),
+        "load_seconds": loaded.as_ref().map(|(_, t, _)| t.as_secs_f64()),
+        "threads": loaded.as_ref().map_or(requested.threads, |(_, _, s)| s.threads),
+        "device": loaded.as_ref().map_or(requested.device, |(_, _, s)| s.device).to_string(),
+        "requested": { "threads": requested.threads, "device": requested.device.to_string() },
         "max_new_tokens": gucs::max_new_tokens(),
         "max_rows": gucs::max_rows(),
         "statement_timeout_ms": gucs::statement_timeout_ms(),
         "repair_attempts": gucs::repair_attempts(),
+        "constrained_decoding": gucs::constrained_decoding(),
+        "schema_budget_tokens": gucs::schema_budget_tokens(),
+        "examples": gucs::examples(),
+        "embedding_model_present": gucs::embedding_model_path().join("model.safetensors").is_file(),
+        "allowed_function_schemas": gucs::allowed_function_schemas(),
     }))
 }
 
 /// The tables, views and columns the calling role may read, as the model sees them (jsonb).
 #[pg_extern]
-fn nl2sql_schema() -> JsonB {
-    let schema = ok(schema_context::readable_schema());
-    JsonB(serde_json::to_value(schema).expect("a schema is plain data"))
+fn nl2sql_schema() -> Result<JsonB, ErrorReport> {
+    let schema = schema_context::readable_schema()?;
+    Ok(JsonB(serde_json::to_value(schema).map_err(|e| Nl2sqlError::internal("serialising the schema", e))?))
 }

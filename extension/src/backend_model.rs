@@ -1,22 +1,18 @@
-//! The model of this backend: loaded on first use, kept for the life of the connection (loading
-//! takes seconds and 3 GB, so pooled connections should be reused), reloaded if the path changes.
+//! The model of this backend: loaded on first use and kept for the life of the connection
+//! (loading takes seconds and 3 GB, so pooled connections should be reused), reloaded if
+//! nl2sql.model_path changes. Threads and device are fixed at load: a later change is reported
+//! with a WARNING, and nl2sql_status() shows the values in force.
 
-use crate::errors::{Nl2sqlError, Result};
+use crate::errors::{report, Nl2sqlError, Result};
 use crate::gucs;
-use nl2sql_engine::{Engine, Settings};
-use pgrx::pg_sys;
+use nl2sql_engine::{Engine, Observer, Settings};
+use pgrx::prelude::*;
+use pgrx::PgLogLevel;
 use std::cell::RefCell;
+use std::ops::ControlFlow;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-}
-
-fn settings() -> Result<Settings> {
-    Ok(Settings {
-        threads: gucs::threads(),
-        max_new_tokens: gucs::max_new_tokens(),
-        device: gucs::device().parse().map_err(Nl2sqlError::from)?,
-    })
 }
 
 /// candle starts its worker threads on first use; they inherit the signal mask of the thread that
@@ -43,19 +39,46 @@ fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-fn load() -> Result<Engine> {
-    let path = gucs::model_path();
-    let settings = settings()?;
+/// Starts candle's and rayon's worker threads, with the thread count of nl2sql.threads and every
+/// signal blocked, before anything computes with candle (the model, or the embedding model of
+/// schema linking, whichever comes first). Later calls change nothing.
+pub fn start_compute_threads() {
     with_signals_blocked(|| {
-        let engine = Engine::load(&path, settings)?;
+        nl2sql_engine::settings::apply_threads(gucs::engine_settings().threads);
         candle_core::utils::barrier_pool();
         rayon::current_num_threads();
-        Ok(engine)
     })
 }
 
+fn load() -> Result<Engine> {
+    let path = gucs::model_path();
+    let settings = gucs::engine_settings();
+    start_compute_threads();
+    Ok(with_signals_blocked(|| Engine::load(&path, settings))?)
+}
+
+/// Says so when a setting that is fixed at load now asks for something else.
+fn warn_about_settings_not_in_force(engine: &Engine) {
+    let requested = gucs::engine_settings();
+    let in_force = engine.settings();
+    if requested.threads != in_force.threads {
+        let message = format!(
+            "nl2sql.threads is {}, but this backend loaded the model with {} threads; the setting takes effect in a new connection",
+            requested.threads, in_force.threads
+        );
+        report(PgLogLevel::WARNING, &message, None);
+    }
+    if requested.device != in_force.device {
+        let message = format!(
+            "nl2sql.device is {}, but this backend loaded the model on {}; the setting takes effect in a new connection",
+            requested.device, in_force.device
+        );
+        report(PgLogLevel::WARNING, &message, None);
+    }
+}
+
 /// Runs `f` with this backend's model, loading it first if needed.
-pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> nl2sql_engine::Result<R>) -> Result<R> {
+pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R> {
     ENGINE.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(|_| {
             Nl2sqlError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE, "the model is busy with another call in this session")
@@ -66,23 +89,53 @@ pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> nl2sql_engine::Result<R>) -
             *slot = Some(load()?);
         }
         let engine = slot.as_mut().expect("loaded above");
+        warn_about_settings_not_in_force(engine);
         engine.set_max_new_tokens(gucs::max_new_tokens())?;
-        Ok(f(engine)?)
+        Ok(f(engine))
     })
 }
 
-/// Lets statement_timeout and query cancel stop generation between tokens: the interrupt check
-/// raises the ERROR, which unwinds out of the engine.
-pub fn interrupt_check() -> impl FnMut() -> nl2sql_engine::Result<()> {
-    || {
-        pg_sys::check_for_interrupts!();
-        Ok(())
+/// The settings of the loaded model, if this backend has one (for nl2sql_status()).
+pub fn loaded() -> Option<(String, std::time::Duration, Settings)> {
+    ENGINE.with(|cell| {
+        let slot = cell.try_borrow().ok()?;
+        slot.as_ref().map(|e| (e.path().display().to_string(), e.load_time(), e.settings().clone()))
+    })
+}
+
+/// Watches generation from inside PostgreSQL: statement_timeout and query cancel stop it
+/// between tokens (the interrupt check raises the ERROR, which unwinds out of the engine); with
+/// `progress`, the phases and the reply as it is written go to the client as NOTICEs
+/// (see [`crate::progress`]).
+pub struct Backend {
+    pub progress: bool,
+    /// The reply being written is the answer in words, not SQL.
+    pub narrating: bool,
+}
+
+impl Backend {
+    pub fn new(progress: bool) -> Self {
+        Self { progress, narrating: false }
     }
 }
 
-/// Whether this backend has a model in memory (for nl2sql_status()).
-pub fn loaded_model() -> Option<(String, std::time::Duration)> {
-    ENGINE.with(|cell| {
-        cell.try_borrow().ok().and_then(|slot| slot.as_ref().map(|e| (e.path().display().to_string(), e.load_time())))
-    })
+impl Observer for Backend {
+    fn checkpoint(&mut self) -> ControlFlow<()> {
+        pg_sys::check_for_interrupts!();
+        ControlFlow::Continue(())
+    }
+
+    fn reply(&mut self, text: &str) {
+        match (self.progress, self.narrating) {
+            (true, false) => crate::progress::reply(text),
+            (true, true) => crate::progress::answer(text),
+            (false, _) => {}
+        }
+    }
+
+    fn attempt(&mut self, n: usize) {
+        if self.progress {
+            crate::progress::phase(crate::progress::Phase::WritingSql { attempt: n });
+        }
+    }
 }

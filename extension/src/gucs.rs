@@ -1,16 +1,45 @@
-//! nl2sql.* settings (GUCs): registered when the library loads, read on every call.
+//! nl2sql.* settings (GUCs): registered when the library loads, read on every call. The engine's
+//! settings take their defaults and bounds from the engine's own constants, so there is one
+//! definition of each. The `nl2sql` prefix is reserved: a misspelt `SET nl2sql.max_row` is an
+//! error, not a silently ignored placeholder.
 
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use std::ffi::CString;
+use nl2sql_engine::settings::{Bounds, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS};
+use nl2sql_engine::{DeviceChoice, Settings};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Device {
+    #[name = c"cpu"]
+    Cpu,
+    #[name = c"cuda"]
+    Cuda,
+}
+
+const fn default(bounds: Bounds) -> i32 {
+    bounds.default as i32
+}
+
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static DEVICE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(2);
-pub static MAX_NEW_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Cpu);
+pub static THREADS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(THREADS));
+pub static MAX_NEW_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(MAX_NEW_TOKENS));
+pub static REPAIR_ATTEMPTS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(REPAIR_ATTEMPTS));
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
-pub static REPAIR_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static ALLOWED_FUNCTION_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONSTRAINED_DECODING: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static MENTION_VALUES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static SCHEMA_BUDGET_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(1200);
+pub static EXAMPLES: GucSetting<i32> = GucSetting::<i32>::new(3);
+pub static EMBEDDING_MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CSV_MAX_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+pub static CSV_MAX_LINE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024);
+
+fn define_bounded(name: &'static CStr, short: &'static CStr, long: &'static CStr, setting: &'static GucSetting<i32>, bounds: Bounds) {
+    GucRegistry::define_int_guc(name, short, long, setting, bounds.min as i32, bounds.max as i32, GucContext::Userset, GucFlags::default());
+}
 
 pub fn register() {
     // Superuser-only: the path decides which file every backend reads into memory (3 GB).
@@ -22,33 +51,28 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
+    GucRegistry::define_enum_guc(
         c"nl2sql.device",
-        c"Where the model runs: cpu, cuda or cuda:N.",
-        c"cuda needs an extension built with the cargo feature 'cuda'. Fixed when the backend loads the model.",
+        c"Where the model runs: cpu or cuda.",
+        c"cuda needs an extension built with the cargo feature 'cuda' (GPU 0; choose another with CUDA_VISIBLE_DEVICES). Fixed when the backend loads the model.",
         &DEVICE,
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
+    define_bounded(
         c"nl2sql.threads",
         c"CPU threads the model uses in this backend.",
         c"Fixed when the backend first loads the model. On a busy server 1 can beat 2: the kernels spin-wait.",
-        &THREADS,
-        1,
-        64,
-        GucContext::Userset,
-        GucFlags::default(),
+        &THREADS_SETTING,
+        THREADS,
     );
-    GucRegistry::define_int_guc(
-        c"nl2sql.max_new_tokens",
-        c"Most tokens the model may generate per answer.",
-        c"",
-        &MAX_NEW_TOKENS,
-        16,
-        4096,
-        GucContext::Userset,
-        GucFlags::default(),
+    define_bounded(c"nl2sql.max_new_tokens", c"Most tokens the model may generate per answer.", c"", &MAX_NEW_TOKENS_SETTING, MAX_NEW_TOKENS);
+    define_bounded(
+        c"nl2sql.repair_attempts",
+        c"How often the model may retry after its SQL failed to check, plan or run.",
+        c"Each retry shows the model what went wrong (PostgreSQL's message, detail and hint).",
+        &REPAIR_ATTEMPTS_SETTING,
+        REPAIR_ATTEMPTS,
     );
     GucRegistry::define_int_guc(
         c"nl2sql.max_rows",
@@ -70,16 +94,81 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::UNIT_MS,
     );
-    GucRegistry::define_int_guc(
-        c"nl2sql.repair_attempts",
-        c"How often the model may retry after its SQL failed to check or plan.",
-        c"Each retry shows the model the error message.",
-        &REPAIR_ATTEMPTS,
-        0,
-        5,
+    GucRegistry::define_bool_guc(
+        c"nl2sql.constrained_decoding",
+        c"Whether the model may only write names of tables and columns the caller may read.",
+        c"On: generation is kept to the schema given to the model (tables after FROM, columns of the right table after alias., date columns in EXTRACT, one statement). Off: the model writes freely and the checker alone judges.",
+        &CONSTRAINED_DECODING,
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"nl2sql.schema_budget_tokens",
+        c"Largest schema shown to the model whole; past it, only the tables relevant to the question.",
+        c"Relevance: embedding similarity of each column's name and comment to the question, names and indexed values the question mentions; the tables that join the chosen ones are kept. 0 shows the whole schema always.",
+        &SCHEMA_BUDGET_TOKENS,
+        0,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"nl2sql.mention_values",
+        c"Whether values the question names (from the value index) are marked on their columns in the prompt.",
+        c"The index is built by nl2sql_index_values(), or by the first question after the tables change.",
+        &MENTION_VALUES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"nl2sql.examples",
+        c"Most verified examples (nl2sql_examples) shown to the model per question.",
+        c"The most similar examples whose tables the caller may read; 0 shows none.",
+        &EXAMPLES,
+        0,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"nl2sql.embedding_model_path",
+        c"Folder of the all-MiniLM-L6-v2 embedding model used for schema linking and example search.",
+        c"Empty means $NL2SQL_EMBEDDING_MODEL, else the cache of scripts/fetch-model --embedding. Without it, linking uses names and values only.",
+        &EMBEDDING_MODEL_PATH,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // Superuser-only: listing a schema lets generated SQL, which nobody reviews, run its code.
+    GucRegistry::define_string_guc(
+        c"nl2sql.allowed_function_schemas",
+        c"Schemas besides pg_catalog whose functions, operators and types generated SQL may use.",
+        c"A comma-separated list of schema names. Empty (the default): pg_catalog only, so no user-defined function or operator is ever called by generated SQL.",
+        &ALLOWED_FUNCTION_SCHEMAS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"nl2sql.csv_max_size",
+        c"Largest file nl2sql_load_csv reads.",
+        c"Reading stops with an error past this size; nothing is created.",
+        &CSV_MAX_SIZE_KB,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"nl2sql.csv_max_line_length",
+        c"Longest line nl2sql_load_csv accepts.",
+        c"A longer line (or a file without line breaks) is an error; nothing is created.",
+        &CSV_MAX_LINE_KB,
+        1,
+        1024 * 1024,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
+    // SAFETY: called from _PG_init, after our GUCs are defined; removes placeholders others set.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"nl2sql".as_ptr()) };
 }
 
 fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
@@ -87,19 +176,27 @@ fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
 }
 
 pub fn model_path() -> PathBuf {
-    string(&MODEL_PATH).map(PathBuf::from).unwrap_or_else(nl2sql_engine::model::default_model_path)
+    string(&MODEL_PATH).map(PathBuf::from).unwrap_or_else(nl2sql_engine::paths::default_model_path)
 }
 
-pub fn device() -> String {
-    string(&DEVICE).unwrap_or_else(|| "cpu".to_owned())
-}
-
-pub fn threads() -> usize {
-    THREADS.get() as usize
+/// The engine settings this session asks for (threads and device only apply at load).
+pub fn engine_settings() -> Settings {
+    Settings {
+        threads: THREADS_SETTING.get() as usize,
+        max_new_tokens: max_new_tokens(),
+        device: match DEVICE.get() {
+            Device::Cpu => DeviceChoice::Cpu,
+            Device::Cuda => DeviceChoice::Cuda(0),
+        },
+    }
 }
 
 pub fn max_new_tokens() -> usize {
-    MAX_NEW_TOKENS.get() as usize
+    MAX_NEW_TOKENS_SETTING.get() as usize
+}
+
+pub fn repair_attempts() -> usize {
+    REPAIR_ATTEMPTS_SETTING.get() as usize
 }
 
 pub fn max_rows() -> usize {
@@ -110,6 +207,34 @@ pub fn statement_timeout_ms() -> i32 {
     STATEMENT_TIMEOUT_MS.get()
 }
 
-pub fn repair_attempts() -> usize {
-    REPAIR_ATTEMPTS.get() as usize
+pub fn schema_budget_tokens() -> usize {
+    SCHEMA_BUDGET_TOKENS.get() as usize
+}
+
+pub fn mention_values() -> bool {
+    MENTION_VALUES.get()
+}
+
+pub fn examples() -> usize {
+    EXAMPLES.get() as usize
+}
+
+pub fn embedding_model_path() -> PathBuf {
+    string(&EMBEDDING_MODEL_PATH).map(PathBuf::from).unwrap_or_else(nl2sql_engine::embedding::default_embedding_model_dir)
+}
+
+pub fn constrained_decoding() -> bool {
+    CONSTRAINED_DECODING.get()
+}
+
+pub fn allowed_function_schemas() -> String {
+    string(&ALLOWED_FUNCTION_SCHEMAS).unwrap_or_default()
+}
+
+pub fn csv_max_bytes() -> u64 {
+    CSV_MAX_SIZE_KB.get() as u64 * 1024
+}
+
+pub fn csv_max_line_bytes() -> usize {
+    CSV_MAX_LINE_KB.get() as usize * 1024
 }

@@ -2,29 +2,40 @@
 //!
 //! A thin shell around `nl2sql-engine`:
 //! - [`api`] — the SQL functions (nl2sql, nl2sql_sql, nl2sql_prompt, explain_rows, nl2sql_answer,
-//!   nl2sql_ask, nl2sql_load_csv, nl2sql_status)
-//! - [`pipeline`] — generate, check, repair, run
-//! - [`schema_context`] — what the calling role may read, from the catalogs
-//! - [`check`] — one read-only SELECT, decided by the server's parser and analyser
-//! - [`execute`] — run through SPI, read-only, with timeout and row cap
-//! - [`subtransaction`] — turn a PostgreSQL ERROR into a value, rolled back
-//! - [`backend_model`] — this backend's loaded model
+//!   nl2sql_ask, nl2sql_load_csv, nl2sql_schema, nl2sql_status)
+//! - [`pipeline`] — the engine's conversation, and each statement's judgement
+//! - [`question_context`] — what the model is told: the schema (linked when large, [`linker`]),
+//!   named values ([`value_index`]), [`glossary`], verified [`examples`]; [`own_tables`] holds them
+//! - [`schema_context`] (with `catalog.sql`) — what the calling role may read, from the catalogs
+//! - [`statement`] — one read-only SELECT, checked on PostgreSQL's own query tree, then planned or
+//!   run from that tree; [`provenance`] — only code of pg_catalog and allowed schemas
+//! - [`guc_scope`] — pinned search_path and read-only state for a step; [`subtransaction`] —
+//!   a PostgreSQL ERROR as a value, rolled back
+//! - [`backend_model`] — this backend's loaded model; [`progress`] — progress NOTICEs
 //! - [`csv_load`], [`csv_types`] — nl2sql_load_csv and its type inference
-//! - [`gucs`], [`errors`] — settings and error reporting
+//! - [`gucs`], [`errors`] — settings and the one error type
 
 pgrx::pg_module_magic!();
 
 pub mod api;
 pub mod backend_model;
-pub mod check;
 pub mod csv_load;
 pub mod csv_types;
 pub mod errors;
-pub mod execute;
+pub mod examples;
+pub mod glossary;
+pub mod guc_scope;
 pub mod gucs;
+pub mod linker;
+pub mod own_tables;
 pub mod pipeline;
+pub mod progress;
+pub mod provenance;
+pub mod question_context;
 pub mod schema_context;
+pub mod statement;
 pub mod subtransaction;
+pub mod value_index;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -44,8 +55,10 @@ pub mod pg_test {
     /// The test server finds the model where the fetch script put it ($NL2SQL_MODEL or the cache).
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        let model = nl2sql_engine::model::default_model_path();
+        let model = nl2sql_engine::paths::default_model_path();
         let setting = format!("nl2sql.model_path = '{}'", model.display().to_string().replace('\'', "''"));
-        vec![Box::leak(setting.into_boxed_str()), "nl2sql.threads = 2"]
+        let embedding = nl2sql_engine::embedding::default_embedding_model_dir();
+        let embedding = format!("nl2sql.embedding_model_path = '{}'", embedding.display().to_string().replace('\'', "''"));
+        vec![Box::leak(setting.into_boxed_str()), Box::leak(embedding.into_boxed_str()), "nl2sql.threads = 2"]
     }
 }

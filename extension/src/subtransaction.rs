@@ -2,43 +2,20 @@
 //! rolled back and handed to us as a value, the way PL/pgSQL's EXCEPTION blocks do it. The repair
 //! loop needs the message; the caller's transaction must stay usable and unchanged.
 
+use crate::errors::Nl2sqlError;
 use pgrx::pg_sys;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::PgTryBuilder;
-use std::panic::UnwindSafe;
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
-/// A PostgreSQL error caught inside the subtransaction.
-#[derive(Debug, Clone)]
-pub struct CaughtPgError {
-    pub code: PgSqlErrorCode,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
-}
-
-impl CaughtPgError {
-    /// The error as psql shows it (message, then DETAIL and HINT when present): what the model
-    /// sees when it repairs its SQL; PostgreSQL's hints often name the right column.
-    pub fn describe(&self) -> String {
-        let mut text = format!("ERROR: {}", self.message);
-        if let Some(detail) = &self.detail {
-            text.push_str(&format!("\nDETAIL: {detail}"));
-        }
-        if let Some(hint) = &self.hint {
-            text.push_str(&format!("\nHINT: {hint}"));
-        }
-        text
-    }
-}
-
-/// Runs `step` in an internal subtransaction. Its effects are kept when it returns (there are
-/// none: everything run this way is read-only); a PostgreSQL ERROR rolls them back and is
-/// returned. Query cancels that are not ours and Rust panics are rethrown after the rollback.
+/// Runs `step` in an internal subtransaction. Its effects are kept when it returns; a PostgreSQL
+/// ERROR rolls them back and is returned. Query cancels that `is_ours` does not claim (a user's
+/// cancel, the caller's statement_timeout) and Rust panics are rethrown after the rollback.
 pub fn catch_pg_error<R>(
     step: impl FnOnce() -> R + UnwindSafe,
-    is_ours: impl Fn(&CaughtPgError) -> bool + UnwindSafe + std::panic::RefUnwindSafe,
-) -> Result<R, CaughtPgError> {
+    is_ours: impl Fn(&Nl2sqlError) -> bool + UnwindSafe + RefUnwindSafe,
+) -> Result<R, Nl2sqlError> {
     // SAFETY: the classic PG_TRY pattern around an internal subtransaction: we are inside a
     // transaction (every SQL function call is), and memory context and resource owner are put
     // back exactly as they were on both paths.
@@ -62,7 +39,7 @@ pub fn catch_pg_error<R>(
             restore();
             match &caught {
                 CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-                    let error = CaughtPgError {
+                    let error = Nl2sqlError {
                         code: report.sql_error_code(),
                         message: report.message().to_owned(),
                         detail: report.detail().map(str::to_owned),

@@ -4,8 +4,8 @@
 
 #[pgrx::pg_schema]
 mod tests {
-    use crate::check::{check_select_only, CheckedQuery};
-    use crate::execute::{run_read_only, RunFailure};
+    use crate::provenance::AllowedSchemas;
+    use crate::statement::{self, ResultSet, StatementFailure};
     use crate::subtransaction::catch_pg_error;
     use pgrx::prelude::*;
     use pgrx::JsonB;
@@ -17,5 +17,8 @@ mod tests {
     include!("tests/csv_loader.rs");
     include!("tests/settings_and_inputs.rs");
     include!("tests/privileges.rs");
+    include!("tests/security.rs");
+    include!("tests/context.rs");
+    include!("tests/adversarial.rs");
     include!("tests/with_model.rs");
 }

@@ -17,22 +17,38 @@ fn assert_error(sql: &str, expected: &str) {
     assert!(error.contains(expected), "{sql}\n  expected an error containing {expected:?}\n  got: {error}");
 }
 
-/// Why the checker refused `sql` ("ERROR: ..." when the parser or analyser raised it).
+/// The schemas generated SQL may use, as the session's settings say.
+fn allowed() -> AllowedSchemas {
+    AllowedSchemas::new(&crate::gucs::allowed_function_schemas())
+}
+
+/// Why checking and planning refused `sql` ("ERROR: ..." when PostgreSQL raised it).
 fn refusal(sql: &str) -> String {
-    let owned = sql.to_owned();
-    match catch_pg_error(move || check_select_only(&owned), |_| false) {
-        Ok(Ok(checked)) => panic!("the checker accepted: {sql} (columns {:?})", checked.columns),
-        Ok(Err(refusal)) => refusal.0,
-        Err(pg) => format!("ERROR: {}", pg.message),
+    match statement::plan(sql, &allowed()) {
+        Ok(columns) => panic!("the checker accepted: {sql} (columns {columns:?})"),
+        Err(StatementFailure::Refused(reason)) => reason,
+        Err(StatementFailure::Failed(pg)) => format!("ERROR: {}", pg.message),
+        Err(StatementFailure::TimedOut) => panic!("planning {sql} timed out"),
     }
 }
 
-fn accepted(sql: &str) -> CheckedQuery {
-    let owned = sql.to_owned();
-    match catch_pg_error(move || check_select_only(&owned), |_| false) {
-        Ok(Ok(checked)) => checked,
-        Ok(Err(refusal)) => panic!("the checker refused {sql}: {}", refusal.0),
-        Err(pg) => panic!("{sql} raised: {}", pg.message),
+/// The output columns of `sql`, which must check and plan.
+fn accepted(sql: &str) -> Vec<String> {
+    statement::plan(sql, &allowed()).unwrap_or_else(|failure| panic!("{sql} was not accepted: {failure:?}"))
+}
+
+/// Checks and runs `sql` as nl2sql runs generated SQL.
+fn run_checked(sql: &str, max_rows: usize, timeout_ms: i32) -> Result<ResultSet, StatementFailure> {
+    statement::run(sql, &allowed(), max_rows, timeout_ms)
+}
+
+/// What running `sql` failed with (refusal reason or PostgreSQL's message).
+fn run_failure(sql: &str) -> String {
+    match run_checked(sql, 100, 10_000) {
+        Ok(result) => panic!("{sql} ran and returned {:?}", result.rows),
+        Err(StatementFailure::Refused(reason)) => reason,
+        Err(StatementFailure::Failed(pg)) => format!("ERROR: {}", pg.message),
+        Err(StatementFailure::TimedOut) => "timed out".to_owned(),
     }
 }
 
@@ -67,18 +83,56 @@ fn nl2sql_rows(question: &str) -> Vec<Vec<Value>> {
         .collect()
 }
 
+/// Equal values: numbers by value up to rounding in the last shown digit (the model may ROUND an
+/// average to 2 decimals), text exactly.
 fn same_value(a: &Value, b: &Value) -> bool {
-    let number = |v: &Value| v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse::<f64>().ok()));
-    match (number(a), number(b)) {
-        (Some(x), Some(y)) => (x - y).abs() <= 0.01 * x.abs().max(1.0),
-        _ => match (a.as_str(), b.as_str()) {
-            (Some(x), Some(y)) => x.trim().eq_ignore_ascii_case(y.trim()),
-            _ => a == b,
-        },
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() <= 0.005 + 1e-9 * x.abs().max(y.abs()),
+        _ => a == b,
     }
 }
 
-/// Every expected row has all its values within one row of `got` (extra columns are fine).
-fn contains_rows(got: &[Vec<Value>], expected: &[Vec<Value>]) -> bool {
-    expected.iter().all(|want| got.iter().any(|row| want.iter().all(|w| row.iter().any(|g| same_value(g, w)))))
+/// The expected rows, in order, are the first rows of `got`, each found as a set of distinct
+/// columns of the matching row (extra columns in `got` are fine; their order is not).
+fn starts_with_rows(got: &[Vec<Value>], expected: &[Vec<Value>]) -> bool {
+    got.len() >= expected.len() && expected.iter().zip(got).all(|(want, row)| row_contains(row, want))
+}
+
+/// The same rows in any order (the question asked for no order).
+fn same_rows(got: &[Vec<Value>], expected: &[Vec<Value>]) -> bool {
+    got.len() == expected.len() && expected.iter().all(|want| got.iter().any(|row| row_contains(row, want)))
+}
+
+/// Each expected value matches a different cell of `row`.
+fn row_contains(row: &[Value], want: &[Value]) -> bool {
+    let mut used = vec![false; row.len()];
+    want.iter().all(|w| match (0..row.len()).find(|&i| !used[i] && same_value(&row[i], w)) {
+        Some(i) => {
+            used[i] = true;
+            true
+        }
+        None => false,
+    })
+}
+
+static CAPTURED_WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn capture_warning(error: *mut pg_sys::ErrorData) {
+    if (*error).elevel == pg_sys::WARNING as i32 && !(*error).message.is_null() {
+        let message = std::ffi::CStr::from_ptr((*error).message).to_string_lossy().into_owned();
+        CAPTURED_WARNINGS.lock().unwrap().push(message);
+    }
+}
+
+/// The WARNINGs running `sql` emits (caught by emit_log_hook on their way to the log).
+fn warnings_of(sql: &str) -> Vec<String> {
+    CAPTURED_WARNINGS.lock().unwrap().clear();
+    // SAFETY: the hook is a backend global; it is put back before returning (tests run one at a
+    // time per backend).
+    let previous = unsafe { (*std::ptr::addr_of_mut!(pg_sys::emit_log_hook)).replace(capture_warning) };
+    let outcome = catch_pg_error(|| Spi::run(sql), |_| false);
+    unsafe { *std::ptr::addr_of_mut!(pg_sys::emit_log_hook) = previous };
+    outcome.unwrap_or_else(|e| panic!("{sql}: {}", e.message)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    std::mem::take(&mut *CAPTURED_WARNINGS.lock().unwrap())
 }

@@ -1,0 +1,128 @@
+// What the model is told besides the schema: linking of large schemas, the value index, the
+// glossary and verified examples; each respects privileges and row security.
+
+/// A small academic database (shaped like sql-eval's) with comments, and no foreign keys.
+fn academic_fixture() {
+    for (table, columns) in [
+        ("author", "aid bigint, name text, homepage text, oid bigint"),
+        ("publication", "pid bigint, title text, year bigint, citation_num bigint, jid bigint, cid bigint"),
+        ("writes", "aid bigint, pid bigint"),
+        ("conference", "cid bigint, name text, homepage text"),
+        ("journal", "jid bigint, name text, homepage text"),
+        ("keyword", "kid bigint, keyword text"),
+        ("publication_keyword", "pid bigint, kid bigint"),
+        ("organization", "oid bigint, name text, continent text, homepage text"),
+        ("domain", "did bigint, name text"),
+        ("domain_author", "aid bigint, did bigint"),
+    ] {
+        run(&format!("CREATE TABLE {table} ({columns})"));
+    }
+    run("COMMENT ON COLUMN publication.citation_num IS 'The number of citations the publication received'");
+    run("COMMENT ON COLUMN organization.continent IS 'The continent the organization is on'");
+    run("COMMENT ON COLUMN domain.name IS 'The name of the research domain'");
+    run("INSERT INTO domain VALUES (1, 'Machine Learning'), (2, 'Databases'), (3, 'Computer Vision')");
+    run("INSERT INTO organization VALUES (1, 'MIT', 'North America', ''), (2, 'ETH', 'Europe', '')");
+    run("ANALYZE");
+}
+
+/// The CREATE TABLE lines of the prompt: which tables the model is shown.
+fn tables_in_prompt(question: &str) -> Vec<String> {
+    let prompt = one::<String>(&format!("SELECT nl2sql_prompt('{}')", question.replace('\'', "''")));
+    prompt.lines().filter_map(|l| l.strip_prefix("CREATE TABLE ").map(|rest| rest.split(' ').next().unwrap().to_owned())).collect()
+}
+
+#[pg_test]
+fn a_large_schema_is_linked_to_the_question() {
+    academic_fixture();
+    run("SET nl2sql.schema_budget_tokens = 60");
+    for (question, needed, not_needed) in [
+        ("How many publications did each author write?", &["author", "publication", "writes"][..], &["organization", "keyword"][..]),
+        ("Which organizations are in Europe?", &["organization"][..], &["writes", "keyword"][..]),
+        ("List the conferences and their homepages", &["conference"][..], &["domain_author"][..]),
+        ("Which publication has the most citations?", &["publication"][..], &["organization"][..]),
+    ] {
+        let tables = tables_in_prompt(question);
+        assert!(needed.iter().all(|t| tables.iter().any(|x| x == t)), "{question}: {tables:?} lacks one of {needed:?}");
+        assert!(not_needed.iter().all(|t| !tables.iter().any(|x| x == t)), "{question}: {tables:?} holds one of {not_needed:?}");
+    }
+    run("SET nl2sql.schema_budget_tokens = 0");
+    assert_eq!(tables_in_prompt("Which organizations are in Europe?").len(), 10, "0: the whole schema");
+}
+
+#[pg_test]
+fn named_values_are_marked_in_the_prompt_and_the_index_follows_the_catalog() {
+    academic_fixture();
+    let prompt = one::<String>("SELECT nl2sql_prompt('How many papers are there in machine learning?')");
+    assert!(prompt.contains("  name text -- The name of the research domain; the question names: 'Machine Learning'\n"), "{prompt}");
+    // A table added later is indexed on the next question, without a manual rebuild.
+    run("CREATE TABLE venue (city text)");
+    run("INSERT INTO venue VALUES ('Reykjavik')");
+    let prompt = one::<String>("SELECT nl2sql_prompt('Which venues are in Reykjavik?')");
+    assert!(prompt.contains("the question names: 'Reykjavik'"), "{prompt}");
+}
+
+#[pg_test]
+fn the_value_index_shows_nothing_of_columns_or_rows_the_caller_may_not_read() {
+    run("CREATE TABLE agents (codename text, team text)");
+    run("INSERT INTO agents VALUES ('Nightingale', 'blue'), ('Kestrel', 'red')");
+    run("CREATE TABLE cases (title text, owner text)");
+    run("INSERT INTO cases VALUES ('Operation Sandpiper', 'alice')");
+    run("ALTER TABLE cases ENABLE ROW LEVEL SECURITY");
+    run("CREATE POLICY own_cases ON cases USING (owner = current_user)");
+    run("CREATE ROLE spy");
+    run("GRANT SELECT (team) ON agents TO spy");
+    run("GRANT SELECT ON cases TO spy");
+    assert!(one::<i64>("SELECT nl2sql_index_values()") >= 5);
+    run("SET ROLE spy");
+    let seen = value_rows("SELECT value FROM nl2sql_value_index ORDER BY value");
+    let prompt = one::<String>("SELECT nl2sql_prompt('What is Nightingale working on in Operation Sandpiper for team blue?')");
+    run("RESET ROLE");
+    assert_eq!(seen, vec![vec![json!("blue")], vec![json!("red")]], "only the column spy may read, of a table without row security for spy");
+    assert!(!prompt.contains("Nightingale") || prompt.matches("Nightingale").count() == 1, "only in the question itself: {prompt}");
+    assert!(!prompt.contains("the question names: 'Nightingale'") && !prompt.contains("'Operation Sandpiper'"), "{prompt}");
+    assert!(prompt.contains("the question names: 'blue'"), "{prompt}");
+}
+
+#[pg_test]
+fn the_glossary_enters_the_prompt_and_only_curators_change_it() {
+    run("CREATE TABLE sales (amount numeric)");
+    one::<String>("SELECT nl2sql_glossary('revenue', 'the sum of amount over all sales')::text");
+    let prompt = one::<String>("SELECT nl2sql_prompt('What is the revenue?')");
+    assert!(prompt.contains("Glossary of this database:\n- revenue: the sum of amount over all sales"), "{prompt}");
+    run("CREATE ROLE clerk");
+    run("GRANT SELECT ON sales TO clerk");
+    run("SET ROLE clerk");
+    let error = error_of("SELECT nl2sql_glossary('revenue', 'something else')");
+    assert!(one::<String>("SELECT nl2sql_prompt('What is the revenue?')").contains("- revenue: the sum of amount"), "clerk reads the glossary");
+    run("RESET ROLE");
+    assert!(error.contains("permission denied for table nl2sql_glossary") && error.contains("GRANT") || error.contains("grants INSERT, UPDATE, DELETE ON nl2sql_glossary"), "{error}");
+    one::<String>("SELECT nl2sql_glossary('revenue', NULL)::text");
+    assert!(!one::<String>("SELECT nl2sql_prompt('What is the revenue?')").contains("Glossary"));
+}
+
+#[pg_test]
+fn verified_examples_are_checked_shown_when_similar_and_only_to_who_may_read_their_tables() {
+    run("CREATE TABLE sales (amount numeric, region text)");
+    run("CREATE TABLE salaries (person text, pay numeric)");
+    let id = one::<i64>("SELECT nl2sql_add_example('What is the total amount of sales per region?', 'SELECT region, sum(amount) FROM sales GROUP BY region;')");
+    one::<i64>("SELECT nl2sql_add_example('Who earns the most?', 'SELECT person FROM salaries ORDER BY pay DESC LIMIT 1')");
+    assert!(id > 0);
+    assert_error("SELECT nl2sql_add_example('Remove everything', 'DELETE FROM sales')", "the example's SQL is refused: DELETE statements are not allowed");
+    assert_error("SELECT nl2sql_add_example('Bad', 'SELECT nope FROM sales')", "the example's SQL does not plan: column \"nope\" does not exist");
+    assert_eq!(one::<i64>("SELECT count(*) FROM nl2sql_examples"), 2, "refused examples are not stored");
+
+    let prompt = one::<String>("SELECT nl2sql_prompt('What is the total sales amount in each region?')");
+    assert!(prompt.contains("<|im_start|>user\nWhat is the total amount of sales per region?<|im_end|>\n<|im_start|>assistant\n```sql\nSELECT region, sum(amount) FROM sales GROUP BY region\n```"), "{prompt}");
+    assert!(!prompt.contains("Who earns the most?"), "a dissimilar example is not shown: {prompt}");
+
+    run("CREATE ROLE analyst");
+    run("GRANT SELECT ON sales TO analyst");
+    run("SET ROLE analyst");
+    let listed = value_rows("SELECT question FROM nl2sql_examples ORDER BY id");
+    let prompt = one::<String>("SELECT nl2sql_prompt('Who earns the most money?')");
+    let error = error_of("SELECT nl2sql_add_example('How many sales?', 'SELECT count(*) FROM sales')");
+    run("RESET ROLE");
+    assert_eq!(listed, vec![vec![json!("What is the total amount of sales per region?")]], "analyst may not read salaries");
+    assert!(!prompt.contains("Who earns the most?"), "{prompt}");
+    assert!(error.contains("grants INSERT ON nl2sql_examples"), "{error}");
+}
