@@ -1,7 +1,10 @@
 //! One error type for the HTTP API: every failure becomes a status code and a JSON body
 //! {"error": "...", "detail": "...", "hint": "..."}. The service never panics on a request.
+//!
+//! Errors raised by the extension carry a SQLSTATE; [`STATUS_BY_SQLSTATE`] is the one table that
+//! turns them into HTTP statuses (the README shows it; web/tests/api.rs has a test per row).
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -11,12 +14,37 @@ use serde_json::json;
 pub enum Cause {
     /// The request itself, or the question.
     Request,
-    /// PostgreSQL could not be reached.
+    /// PostgreSQL could not be reached, or no connection was free in time.
     Database,
     /// The database answers but has no nl2sql extension.
     Extension,
     /// The extension raised an error (no valid query, timeout, missing model...).
     Nl2sql,
+}
+
+/// SQLSTATE (or SQLSTATE class, ending in `*`) → HTTP status, with what it means here. The first
+/// matching row wins; anything else is 500.
+pub const STATUS_BY_SQLSTATE: &[(&str, StatusCode, &str)] = &[
+    ("22023", StatusCode::UNPROCESSABLE_ENTITY, "invalid parameter: an empty or over-long question"),
+    ("42000", StatusCode::UNPROCESSABLE_ENTITY, "no valid query could be written for the question"),
+    ("42P01", StatusCode::UNPROCESSABLE_ENTITY, "the role may read no table on its search path"),
+    ("54000", StatusCode::UNPROCESSABLE_ENTITY, "the schema and question do not fit in the model's context"),
+    ("57014", StatusCode::GATEWAY_TIMEOUT, "the generated query ran past nl2sql.statement_timeout (or was cancelled)"),
+    ("58P01", StatusCode::SERVICE_UNAVAILABLE, "the model file is missing or unusable"),
+    ("42883", StatusCode::SERVICE_UNAVAILABLE, "the nl2sql extension is not installed in the database"),
+    ("53300", StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
+    ("08*", StatusCode::SERVICE_UNAVAILABLE, "the connection to the database failed"),
+    ("57P*", StatusCode::SERVICE_UNAVAILABLE, "the database is shutting down or restarting"),
+];
+
+pub fn status_for(sqlstate: &str) -> StatusCode {
+    STATUS_BY_SQLSTATE
+        .iter()
+        .find(|(code, _, _)| match code.strip_suffix('*') {
+            Some(class) => sqlstate.starts_with(class),
+            None => sqlstate == *code,
+        })
+        .map_or(StatusCode::INTERNAL_SERVER_ERROR, |(_, status, _)| *status)
 }
 
 #[derive(Debug)]
@@ -26,11 +54,13 @@ pub struct ApiError {
     pub message: String,
     pub detail: Option<String>,
     pub hint: Option<String>,
+    /// Seconds after which trying again makes sense (a Retry-After header).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, cause: Cause::Request, message: message.into(), detail: None, hint: None }
+        Self { status, cause: Cause::Request, message: message.into(), detail: None, hint: None, retry_after: None }
     }
 
     pub fn unavailable(what: impl std::fmt::Display) -> Self {
@@ -40,24 +70,23 @@ impl ApiError {
         error
     }
 
+    /// Every pooled connection stayed busy for the whole wait: the service is at capacity.
+    pub fn busy(waited_s: u32) -> Self {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("all database connections stayed busy for {waited_s} s"))
+            .with_hint("The service is answering other questions; try again shortly.");
+        error.cause = Cause::Database;
+        error.retry_after = Some(waited_s.max(1));
+        error
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
-}
 
-/// SQLSTATEs the extension raises, mapped to what the client should make of them.
-fn status_for(code: &str) -> StatusCode {
-    match code {
-        // invalid parameter (empty or over-long question), no valid query, no readable tables
-        "22023" | "22004" | "42000" | "42P01" | "54000" => StatusCode::UNPROCESSABLE_ENTITY,
-        // statement timeout or cancel
-        "57014" => StatusCode::GATEWAY_TIMEOUT,
-        // model file missing, extension missing
-        "58P01" | "42883" => StatusCode::SERVICE_UNAVAILABLE,
-        // cannot connect, server shutting down, too many connections
-        c if c.starts_with("08") || c.starts_with("57P") || c == "53300" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    /// The body, as /api/ask and /api/ask/stream both send it.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": self.message, "detail": self.detail, "hint": self.hint })
     }
 }
 
@@ -65,15 +94,18 @@ impl From<tokio_postgres::Error> for ApiError {
     fn from(err: tokio_postgres::Error) -> Self {
         match err.as_db_error() {
             Some(db) => {
+                let code = db.code().code();
                 let message = db.message().trim_start_matches("nl2sql: ").to_owned();
-                let mut error = Self::new(status_for(db.code().code()), message);
+                let mut error = Self::new(status_for(code), message);
                 error.cause = Cause::Nl2sql;
                 error.detail = db.detail().map(str::to_owned);
                 error.hint = db.hint().map(str::to_owned);
-                if db.code().code() == "42883" {
+                if code == "42883" {
                     error.cause = Cause::Extension;
                     error.message = format!("the nl2sql extension is not installed in this database ({})", db.message());
                     error.hint = Some("Run CREATE EXTENSION nl2sql; in the database DATABASE_URL names.".into());
+                } else if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
+                    error.cause = Cause::Database;
                 }
                 error
             }
@@ -82,18 +114,13 @@ impl From<tokio_postgres::Error> for ApiError {
     }
 }
 
-impl From<deadpool_postgres::PoolError> for ApiError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        match err {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => Self::unavailable(other),
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.message, "detail": self.detail, "hint": self.hint });
-        (self.status, Json(body)).into_response()
+        let retry_after = self.retry_after;
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }

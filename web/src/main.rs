@@ -1,6 +1,7 @@
 //! nl2sql-web: DATABASE_URL=postgres://... [BIND_ADDRESS=127.0.0.1:8080] nl2sql-web
 
-use nl2sql_web::{db, router, AppState, Config};
+use nl2sql_web::db::Database;
+use nl2sql_web::{router, AppState, Config};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -12,8 +13,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let pool = match db::pool(&config.database_url, config.pool_size) {
-        Ok(pool) => pool,
+    let database = match Database::new(&config.database_url, &config.pool) {
+        Ok(database) => database,
         Err(message) => {
             eprintln!("nl2sql-web: {message}");
             return ExitCode::FAILURE;
@@ -30,7 +31,7 @@ async fn main() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match axum::serve(listener, router(AppState { pool })).with_graceful_shutdown(shutdown).await {
+    match axum::serve(listener, router(AppState::new(database))).with_graceful_shutdown(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nl2sql-web: {e}");

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
-use nl2sql_web::{db, router, AppState};
+use nl2sql_web::db::{Database, PoolSettings};
+use nl2sql_web::{router, AppState};
+use std::time::Duration;
 
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").expect(
@@ -10,12 +12,39 @@ pub fn database_url() -> String {
     )
 }
 
+/// A superuser URL for the same server (NL2SQL_ADMIN_URL), to set up roles for a test.
+pub fn admin_url() -> String {
+    std::env::var("NL2SQL_ADMIN_URL").expect("NL2SQL_ADMIN_URL must name a superuser connection to the same database")
+}
+
+/// DATABASE_URL's server and database as another user, with server settings given at connect.
+pub fn url_as(user: &str, settings: &[(&str, &str)]) -> String {
+    let url = database_url();
+    let rest = &url[url.find('@').expect("a URL with a user")..];
+    let options: Vec<String> = settings.iter().map(|(name, value)| format!("-c%20{name}%3D{value}")).collect();
+    match options.is_empty() {
+        true => format!("postgres://{user}{rest}"),
+        false => format!("postgres://{user}{rest}?options={}", options.join("%20")),
+    }
+}
+
+/// Runs SQL as the superuser.
+pub async fn admin(sql: &str) {
+    let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 /// Starts the service on 127.0.0.1:<random> and returns its base URL.
 pub async fn start(database_url: &str, pool_size: usize) -> String {
-    let pool = db::pool(database_url, pool_size).expect("pool");
+    start_with(database_url, PoolSettings { size: pool_size, wait: Duration::from_secs(600) }).await
+}
+
+pub async fn start_with(database_url: &str, pool: PoolSettings) -> String {
+    let database = Database::new(database_url, &pool).expect("pool");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(AppState { pool })).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, router(AppState::new(database))).await.unwrap() });
     format!("http://{address}")
 }
 
@@ -32,4 +61,12 @@ pub async fn friday_best_seller() -> String {
 
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(std::time::Duration::from_secs(600)).build().unwrap()
+}
+
+/// The one value `sql` returns, run as the superuser (e.g. to check generated SQL).
+pub async fn admin_query_one(sql: &str) -> serde_json::Value {
+    let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(connection);
+    let row = client.query_one(&format!("SELECT to_jsonb(q) -> (SELECT min(k) FROM jsonb_object_keys(to_jsonb(q)) k) FROM ({sql}) q"), &[]).await.unwrap();
+    row.get(0)
 }
