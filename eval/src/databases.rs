@@ -1,19 +1,59 @@
 //! The benchmark's databases: pg_dump files from the PyPI package defog-data==0.1.1, fetched once
-//! with pip into a cache, restored into databases of the same name, with nl2sql installed.
+//! with pip into a cache, restored into databases of the same name, with nl2sql installed, and
+//! documented as a user would document them: every column's description from defog-data's
+//! metadata (`<db>/<db>.json`) as COMMENT ON COLUMN, which sql-eval gives every model it scores.
 
 use postgres::{Client, NoTls};
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PACKAGE: &str = "defog-data==0.1.1";
+/// Stored as the database's comment once the data is restored; a change here rebuilds them.
 const READY_MARK: &str = "nl2sql-eval: defog-data 0.1.1";
 
 fn cache_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    var("NL2SQL_CACHE_DIR")
-        .or_else(|| var("HOME").map(|h| h.join(".cache/nl2sql")))
-        .unwrap_or_else(|| PathBuf::from(".cache/nl2sql"))
-        .join("defog-data-0.1.1")
+    nl2sql_engine::paths::cache_dir().join("defog-data-0.1.1")
+}
+
+/// The part of defog-data's `<db>.json` the harness uses.
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    table_metadata: BTreeMap<String, Vec<ColumnMetadata>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ColumnMetadata {
+    column_name: String,
+    #[serde(default)]
+    column_description: String,
+}
+
+fn quote_ident(name: &str) -> String {
+    nl2sql_engine::schema::quote_ident(name)
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// COMMENT ON COLUMN statements for every described column of the metadata file: the
+/// description, or NULL to run without them.
+fn column_comments(metadata_file: &Path, with_descriptions: bool) -> Result<String, String> {
+    let text = std::fs::read_to_string(metadata_file).map_err(|e| format!("cannot read {}: {e}", metadata_file.display()))?;
+    let metadata: Metadata = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", metadata_file.display()))?;
+    let mut sql = String::new();
+    for (table, columns) in &metadata.table_metadata {
+        for column in columns.iter().filter(|c| !c.column_description.trim().is_empty()) {
+            let comment = match with_descriptions {
+                true => quote_literal(column.column_description.trim()),
+                false => "NULL".to_owned(),
+            };
+            sql.push_str(&format!("COMMENT ON COLUMN {}.{} IS {comment};\n", quote_ident(table), quote_ident(&column.column_name)));
+        }
+    }
+    Ok(sql)
 }
 
 fn run(command: &mut Command, what: &str) -> Result<(), String> {
@@ -49,8 +89,16 @@ pub fn url_for(base_url: &str, database: &str) -> String {
     format!("{prefix}{database}{query}")
 }
 
-/// Makes sure `database` exists, holds the benchmark data and has the extension.
-pub fn ensure(base_url: &str, database: &str, dumps: &Path) -> Result<(), String> {
+/// Makes sure `database` exists, holds the benchmark data and has the extension, and documents
+/// its columns with defog-data's descriptions (or removes them, `with_descriptions` false).
+pub fn ensure(base_url: &str, database: &str, dumps: &Path, with_descriptions: bool) -> Result<(), String> {
+    restore(base_url, database, dumps)?;
+    let comments = column_comments(&dumps.join("defog_data").join(database).join(format!("{database}.json")), with_descriptions)?;
+    let mut db = Client::connect(&url_for(base_url, database), NoTls).map_err(|e| e.to_string())?;
+    db.batch_execute(&comments).map_err(|e| format!("documenting the columns of {database}: {e}"))
+}
+
+fn restore(base_url: &str, database: &str, dumps: &Path) -> Result<(), String> {
     let mut admin = Client::connect(base_url, NoTls).map_err(|e| format!("cannot connect to {base_url}: {e}"))?;
     let ready: Option<String> = admin
         .query_opt("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", &[&database])
@@ -77,6 +125,23 @@ pub fn ensure(base_url: &str, database: &str, dumps: &Path) -> Result<(), String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn column_comments_quote_names_and_text() {
+        let file = std::env::temp_dir().join(format!("nl2sql-eval-metadata-{}.json", std::process::id()));
+        std::fs::write(
+            &file,
+            r#"{"table_metadata": {"order": [{"column_name": "id", "data_type": "int", "column_description": "The order's id"},
+                                            {"column_name": "note", "data_type": "text", "column_description": ""}]},
+                "glossary": ""}"#,
+        )
+        .unwrap();
+        let with = super::column_comments(&file, true).unwrap();
+        let without = super::column_comments(&file, false).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(with, "COMMENT ON COLUMN \"order\".id IS 'The order''s id';\n");
+        assert_eq!(without, "COMMENT ON COLUMN \"order\".id IS NULL;\n");
+    }
+
     #[test]
     fn url_for_swaps_the_database_name() {
         assert_eq!(super::url_for("postgres://u@h:5/postgres", "atis"), "postgres://u@h:5/atis");

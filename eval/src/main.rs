@@ -2,12 +2,14 @@
 //!
 //!   nl2sql-eval --database-url postgres://user@host:port/postgres [--questions eval/questions_dev.csv]
 //!               [--run NAME] [--out eval/results] [--limit N] [--db NAME] [--category NAME] [--timeout-s 30]
+//!               [--without-descriptions] [--set nl2sql.setting=value ...]
 //!
 //! The role in the URL must be able to create databases. Results go to <out>/<run>.json and
 //! <out>/<run>.md; running again with the same --run skips the questions already scored.
 
 mod databases;
 mod evaluate;
+mod gold_constraint;
 mod questions;
 mod report;
 mod scoring;
@@ -20,7 +22,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: nl2sql-eval --database-url URL [--questions FILE] [--run NAME] [--out DIR] [--limit N] [--db NAME] [--category NAME] [--timeout-s N]";
+const USAGE: &str = "usage: nl2sql-eval --database-url URL [--questions FILE] [--run NAME] [--out DIR] [--limit N] [--db NAME] [--category NAME] [--timeout-s N] [--without-descriptions] [--set NAME=VALUE]...";
 
 struct Args {
     database_url: String,
@@ -31,6 +33,10 @@ struct Args {
     db: Option<String>,
     category: Option<String>,
     timeout_ms: u64,
+    /// Run without defog-data's column descriptions (to measure what they are worth).
+    without_descriptions: bool,
+    /// Settings for the session that asks (e.g. nl2sql.constrained_decoding=off).
+    settings: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
         db: None,
         category: None,
         timeout_ms: 30_000,
+        without_descriptions: false,
+        settings: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -57,6 +65,12 @@ fn parse_args() -> Result<Args, String> {
             "--db" => args.db = Some(value()?),
             "--category" => args.category = Some(value()?),
             "--timeout-s" => args.timeout_ms = 1000 * value()?.parse::<u64>().map_err(|_| "--timeout-s takes a number")?,
+            "--without-descriptions" => args.without_descriptions = true,
+            "--set" => {
+                let setting = value()?;
+                let (name, value) = setting.split_once('=').ok_or(format!("--set takes NAME=VALUE, not '{setting}'"))?;
+                args.settings.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -99,15 +113,22 @@ fn run() -> Result<(), String> {
     let mut connection: Option<(String, Client)> = None;
     for (index, question) in &todo {
         if connection.as_ref().is_none_or(|(db, _)| db != &question.db_name) {
-            databases::ensure(&args.database_url, &question.db_name, &dumps)?;
+            databases::ensure(&args.database_url, &question.db_name, &dumps, !args.without_descriptions)?;
             let url = databases::url_for(&args.database_url, &question.db_name);
             let mut client = Client::connect(&url, NoTls).map_err(|e| format!("cannot connect to {url}: {e}"))?;
+            for (name, value) in &args.settings {
+                client
+                    .execute("SELECT pg_catalog.set_config($1, $2, false)", &[name, value])
+                    .map_err(|e| format!("cannot set {name} = {value}: {e}"))?;
+            }
             if report.setup.is_null() {
                 let status: serde_json::Value = client.query_one("SELECT nl2sql_status()", &[]).map_err(|e| e.to_string())?.get(0);
                 report.setup = json!({
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
-                    "repair_attempts": status["repair_attempts"], "git_commit": git_commit(),
+                    "repair_attempts": status["repair_attempts"], "constrained_decoding": status["constrained_decoding"],
+                    "git_commit": git_commit(),
                     "questions": args.questions.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    "column_descriptions": !args.without_descriptions,
                 });
             }
             connection = Some((question.db_name.clone(), client));
