@@ -118,7 +118,7 @@ impl<'a> SqlRequest<'a> {
 
     /// The prompt: system message = rules + schema + glossary (the same for every question on a
     /// database, so the prefix cache reuses it), then the examples as earlier question-and-SQL
-    /// turns, then the question; after a failed attempt, that attempt as the assistant's turn and
+    /// turns, then the question with the database values it names; after a failed attempt, that attempt as the assistant's turn and
     /// what went wrong as the user's next turn.
     pub fn prompt(&self, failed: Option<&Attempt>) -> ChatPrompt {
         let mut prompt = ChatPrompt::default();
@@ -135,6 +135,10 @@ impl<'a> SqlRequest<'a> {
             prompt.push(Role::Assistant, format!("```sql\n{}\n```", example.sql.trim()));
         }
         let mut user = self.question.as_str().to_owned();
+        let mentioned = self.schema.mentioned_values();
+        if !mentioned.is_empty() {
+            user.push_str(&format!("\n\nValues in the database that the question names: {}", mentioned.join(", ")));
+        }
         if let Some(instructions) = self.instructions.map(str::trim).filter(|i| !i.is_empty()) {
             user.push_str(&format!("\n\nInstructions: {instructions}"));
         }
@@ -210,6 +214,20 @@ mod tests {
         assert!(prompt.messages[0].content.contains(");\n\nGlossary of this database:\n- revenue: sum of price over sales\n\nRules:"), "{}", prompt.messages[0].content);
         let turns: Vec<(Role, &str)> = prompt.messages[1..].iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(turns, [(Role::User, "How many sales?"), (Role::Assistant, "```sql\nSELECT count(*) FROM sales\n```"), (Role::User, "Total?")]);
+    }
+
+    #[test]
+    fn values_the_question_names_go_with_the_question_not_into_the_schema() {
+        let mut schema = schema();
+        let question = Question::parse("Sales at 9.99?").unwrap();
+        let plain = SqlRequest::new(&schema, &question).prompt(None);
+        schema.tables[0].columns[0].mentioned_values = vec!["9.99".into(), "it's".into()];
+        let marked = SqlRequest::new(&schema, &question).prompt(None);
+        assert_eq!(marked.messages[0], plain.messages[0], "the system turn (the cached prefix) is unchanged");
+        assert_eq!(
+            marked.messages[1].content,
+            "Sales at 9.99?\n\nValues in the database that the question names: sales.price = '9.99', sales.price = 'it''s'"
+        );
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct Column {
     #[serde(default)]
     pub frequent_values: Vec<String>,
     /// Values of this column that the question names (from the value index): they tell the model
-    /// which column holds "Machine Learning".
+    /// which column holds "Machine Learning". Shown with the question, not in the schema text
+    /// (see [`Schema::mentioned_values`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentioned_values: Vec<String>,
 }
@@ -189,10 +190,6 @@ impl Column {
                 .collect();
             notes.push(format!("values: {}", values.join(", ")));
         }
-        if !self.mentioned_values.is_empty() {
-            let values: Vec<String> = self.mentioned_values.iter().map(|v| quote_literal(&one_line(v))).collect();
-            notes.push(format!("the question names: {}", values.join(", ")));
-        }
         (definition, (!notes.is_empty()).then(|| notes.join("; ")))
     }
 }
@@ -206,6 +203,20 @@ impl Schema {
                 out.push('\n');
             }
             table.render(&mut out);
+        }
+        out
+    }
+
+    /// The values the question names, as `table.column = 'value'`, for the question's turn: the
+    /// schema text stays the same for every question on a database, so the prefix cache keeps it.
+    pub fn mentioned_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for table in &self.tables {
+            for column in &table.columns {
+                for value in &column.mentioned_values {
+                    out.push(format!("{}.{} = {}", table.qualified_name(), quote_ident(&column.name), quote_literal(&one_line(value))));
+                }
+            }
         }
         out
     }

@@ -114,7 +114,7 @@ pub fn register() {
     );
     GucRegistry::define_bool_guc(
         c"nl2sql.mention_values",
-        c"Whether values the question names (from the value index) are marked on their columns in the prompt.",
+        c"Whether values the question names (from the value index) are listed, with their columns, after the question in the prompt.",
         c"The index is built by nl2sql_index_values(), or by the first question after the tables change.",
         &MENTION_VALUES,
         GucContext::Userset,

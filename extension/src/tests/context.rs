@@ -53,12 +53,13 @@ fn a_large_schema_is_linked_to_the_question() {
 fn named_values_are_marked_in_the_prompt_and_the_index_follows_the_catalog() {
     academic_fixture();
     let prompt = one::<String>("SELECT nl2sql_prompt('How many papers are there in machine learning?')");
-    assert!(prompt.contains("  name text -- The name of the research domain; the question names: 'Machine Learning'\n"), "{prompt}");
+    assert!(prompt.contains("  name text -- The name of the research domain\n"), "{prompt}");
+    assert!(prompt.contains("Values in the database that the question names: domain.name = 'Machine Learning'"), "{prompt}");
     // A table added later is indexed on the next question, without a manual rebuild.
     run("CREATE TABLE venue (city text)");
     run("INSERT INTO venue VALUES ('Reykjavik')");
     let prompt = one::<String>("SELECT nl2sql_prompt('Which venues are in Reykjavik?')");
-    assert!(prompt.contains("the question names: 'Reykjavik'"), "{prompt}");
+    assert!(prompt.contains("venue.city = 'Reykjavik'"), "{prompt}");
 }
 
 #[pg_test]
@@ -79,8 +80,8 @@ fn the_value_index_shows_nothing_of_columns_or_rows_the_caller_may_not_read() {
     run("RESET ROLE");
     assert_eq!(seen, vec![vec![json!("blue")], vec![json!("red")]], "only the column spy may read, of a table without row security for spy");
     assert!(!prompt.contains("Nightingale") || prompt.matches("Nightingale").count() == 1, "only in the question itself: {prompt}");
-    assert!(!prompt.contains("the question names: 'Nightingale'") && !prompt.contains("'Operation Sandpiper'"), "{prompt}");
-    assert!(prompt.contains("the question names: 'blue'"), "{prompt}");
+    assert!(!prompt.contains("'Nightingale'") && !prompt.contains("'Operation Sandpiper'"), "{prompt}");
+    assert!(prompt.contains("that the question names: agents.team = 'blue'"), "{prompt}");
 }
 
 #[pg_test]
