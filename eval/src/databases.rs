@@ -2,6 +2,8 @@
 //! with pip into a cache, restored into databases of the same name, with nl2sql installed, and
 //! documented as a user would document them: every column's description from defog-data's
 //! metadata (`<db>/<db>.json`) as COMMENT ON COLUMN, which sql-eval gives every model it scores.
+//! (The metadata's `glossary` would go to nl2sql_glossary(), but it is empty for every database
+//! of 0.1.1, so there is nothing to load.)
 
 use postgres::{Client, NoTls};
 use serde::Deserialize;

@@ -126,6 +126,8 @@ fn run() -> Result<(), String> {
                 report.setup = json!({
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
                     "repair_attempts": status["repair_attempts"], "constrained_decoding": status["constrained_decoding"],
+                    "schema_budget_tokens": status["schema_budget_tokens"], "mention_values": status["mention_values"],
+                    "examples": status["examples"],
                     "git_commit": git_commit(),
                     "questions": args.questions.file_name().map(|f| f.to_string_lossy().into_owned()),
                     "column_descriptions": !args.without_descriptions,

@@ -244,6 +244,7 @@ fn nl2sql_status() -> JsonB {
         "repair_attempts": gucs::repair_attempts(),
         "constrained_decoding": gucs::constrained_decoding(),
         "schema_budget_tokens": gucs::schema_budget_tokens(),
+        "mention_values": gucs::mention_values(),
         "examples": gucs::examples(),
         "embedding_model_present": gucs::embedding_model_path().join("model.safetensors").is_file(),
         "allowed_function_schemas": gucs::allowed_function_schemas(),
