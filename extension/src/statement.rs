@@ -40,6 +40,17 @@ pub enum StatementFailure {
 
 /// Checks and plans `sql` without running it (what nl2sql_sql returns); the output columns.
 pub fn plan(sql: &str, allowed: &AllowedSchemas) -> Result<Vec<String>, StatementFailure> {
+    check_and_plan(sql, allowed, |checked| checked.columns.clone())
+}
+
+/// Checks and plans `sql`; the tables (and views) it reads, directly or through views.
+pub fn plan_tables(sql: &str, allowed: &AllowedSchemas) -> Result<Vec<pg_sys::Oid>, StatementFailure> {
+    // SAFETY: the tree is read before planning, inside the subtransaction that owns it.
+    check_and_plan(sql, allowed, |checked| unsafe { relations(checked.query) })
+}
+
+/// Checks `sql`, reads what `read` wants from the checked tree, then plans it, all read-only.
+fn check_and_plan<T>(sql: &str, allowed: &AllowedSchemas, read: impl FnOnce(&Checked) -> T) -> Result<T, StatementFailure> {
     let text = CString::new(sql).map_err(|_| nul_refusal())?;
     let outcome = catch_pg_error(
         AssertUnwindSafe(|| {
@@ -48,28 +59,9 @@ pub fn plan(sql: &str, allowed: &AllowedSchemas) -> Result<Vec<String>, Statemen
                 // current memory context until the subtransaction ends.
                 unsafe {
                     let checked = check(&text, allowed)?;
+                    let found = read(&checked);
                     pg_sys::pg_plan_query(checked.query, text.as_ptr(), pg_sys::CURSOR_OPT_PARALLEL_OK as i32, std::ptr::null_mut());
-                    Ok(checked.columns)
-                }
-            })
-        }),
-        |_| false,
-    );
-    flatten(outcome)
-}
-
-/// Checks and plans `sql`; the tables (and views) it reads, directly or through views.
-pub fn plan_tables(sql: &str, allowed: &AllowedSchemas) -> Result<Vec<pg_sys::Oid>, StatementFailure> {
-    let text = CString::new(sql).map_err(|_| nul_refusal())?;
-    let outcome = catch_pg_error(
-        AssertUnwindSafe(|| {
-            with_settings(&[READ_ONLY], || {
-                // SAFETY: as in `plan`; the tables are read from the checked tree before planning.
-                unsafe {
-                    let checked = check(&text, allowed)?;
-                    let tables = relations(checked.query);
-                    pg_sys::pg_plan_query(checked.query, text.as_ptr(), pg_sys::CURSOR_OPT_PARALLEL_OK as i32, std::ptr::null_mut());
-                    Ok(tables)
+                    Ok(found)
                 }
             })
         }),
