@@ -72,6 +72,23 @@ fn check_and_plan<T>(sql: &str, allowed: &AllowedSchemas, read: impl FnOnce(&Che
 
 /// The relations a query reads, in all its sub-queries (views are expanded by then).
 unsafe fn relations(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
+    let mut found: Vec<pg_sys::Oid> = Vec::new();
+    any_query(query.cast(), &mut |query| {
+        // SAFETY: the walker hands over valid Query nodes of the tree.
+        for entry in unsafe { PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable) }.iter_ptr() {
+            let entry = unsafe { &*entry };
+            if entry.rtekind == pg_sys::RTEKind::RTE_RELATION && !found.contains(&entry.relid) {
+                found.push(entry.relid);
+            }
+        }
+        false
+    });
+    found
+}
+
+/// Whether `test` holds for the query `node` is or for any query inside it (sub-queries in FROM,
+/// WHERE, CTEs, ...); stops at the first that does.
+unsafe fn any_query(node: *mut pg_sys::Node, test: &mut dyn FnMut(*mut pg_sys::Query) -> bool) -> bool {
     #[pgrx::pg_guard]
     unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
         if node.is_null() {
@@ -79,19 +96,13 @@ unsafe fn relations(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
         }
         if is_a(node, pg_sys::NodeTag::T_Query) {
             let query = node as *mut pg_sys::Query;
-            let found = &mut *(context as *mut Vec<pg_sys::Oid>);
-            for entry in PgList::<pg_sys::RangeTblEntry>::from_pg((*query).rtable).iter_ptr() {
-                if (*entry).rtekind == pg_sys::RTEKind::RTE_RELATION && !found.contains(&(*entry).relid) {
-                    found.push((*entry).relid);
-                }
-            }
-            return pg_sys::query_tree_walker(query, Some(walker), context, 0);
+            let test = &mut *(context as *mut &mut dyn FnMut(*mut pg_sys::Query) -> bool);
+            return test(query) || pg_sys::query_tree_walker(query, Some(walker), context, 0);
         }
         pg_sys::expression_tree_walker(node, Some(walker), context)
     }
-    let mut found: Vec<pg_sys::Oid> = Vec::new();
-    walker(query.cast(), (&mut found as *mut Vec<pg_sys::Oid>).cast());
-    found
+    let mut test = test;
+    walker(node, (&mut test as *mut &mut dyn FnMut(*mut pg_sys::Query) -> bool).cast())
 }
 
 /// Checks, plans and runs `sql`; at most `max_rows` rows, stopped after `timeout_ms`.
@@ -212,18 +223,8 @@ unsafe fn command_name(statement: *mut pg_sys::Node) -> String {
 
 /// True if the query or any sub-query (in FROM, WHERE, CTEs, ...) has a locking clause.
 unsafe fn has_row_marks(node: *mut pg_sys::Node) -> bool {
-    #[pgrx::pg_guard]
-    unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        if is_a(node, pg_sys::NodeTag::T_Query) {
-            let query = node as *mut pg_sys::Query;
-            return !(*query).rowMarks.is_null() || pg_sys::query_tree_walker(query, Some(walker), context, 0);
-        }
-        pg_sys::expression_tree_walker(node, Some(walker), context)
-    }
-    walker(node, std::ptr::null_mut())
+    // SAFETY: the walker hands over valid Query nodes of the tree.
+    any_query(node, &mut |query| unsafe { !(*query).rowMarks.is_null() })
 }
 
 /// Plans and executes the checked tree, in a fresh snapshot, and returns up to `max_rows` rows
