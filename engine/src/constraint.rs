@@ -1054,13 +1054,8 @@ mod fuzz {
             "SELECT", " ", "(", ")", ",", ".", ";", "::", "'", "\"", "`", "```", "--", "/*", "*/", "\n", "FROM", "orders", "o", "JOIN",
             "EXTRACT", "date_trunc", "sum", "count(*)", "AS", "WITH", "x", "é", "🍕", "\u{0}", "E'", "$1", "customers.", "c.name", "=", "1.5e3",
         ];
-        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let mut next = move |n: usize| rng.usize(..n);
         for _ in 0..2000 {
             let mut text: Vec<u8> = Vec::new();
             for _ in 0..next(20) {

@@ -135,13 +135,8 @@ fn random_statements_are_refused_or_read_only() {
     let heads = ["", "", "WITH w AS (DELETE FROM t RETURNING a) ", "WITH w AS (SELECT a FROM u) ", "WITH w AS (UPDATE t SET a = 0 RETURNING a) "];
     let tails = ["", "", "LIMIT 1", "ORDER BY 1", "FOR UPDATE", "; DELETE FROM t", "UNION SELECT 1", "-- ; DROP TABLE t", "INTO x"];
     let junk = ["(", ")", ";", "DELETE", "--", "/*", "*/", "$$", "'", "\"", ",", "SELECT", "FROM", "\n"];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move |n: usize| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n as u64) as usize
-    };
+    let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
+    let mut next = move |n: usize| rng.usize(..n);
     let (mut tried, mut ran) = (0, 0);
     for _ in 0..3000 {
         let columns: Vec<&str> = (0..1 + next(3)).map(|_| expressions[next(expressions.len())]).collect();
