@@ -356,11 +356,13 @@ struct Frame {
     cte_body: bool,
     /// A column-name list after an alias or CTE name (`AS g(i)`, `WITH t(a, b)`): names declared.
     declares: bool,
+    /// The furthest clause of this query so far, as [`clause_rank`] orders them.
+    rank: u8,
 }
 
 impl Frame {
     fn new(kind: FrameKind) -> Self {
-        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false }
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0 }
     }
 
     fn function(&self) -> Option<&str> {
@@ -397,6 +399,24 @@ const AFTER_TABLE_KEYWORDS: &[&str] = &[
     "left", "limit", "natural", "offset", "on", "order", "right", "tablesample", "union", "using",
     "where", "window",
 ];
+
+/// Where a clause keyword stands in a SELECT: FROM after the select list, WHERE after FROM, and so
+/// on to LIMIT and OFFSET (either order). A clause may not come after a later one nor come twice:
+/// this is what stops a small model that loops (`... LIMIT 10 ORDER BY ... LIMIT 10 ...`) until
+/// the token limit.
+fn clause_rank(keyword: &str) -> Option<u8> {
+    Some(match keyword {
+        "select" => 1,
+        "from" => 2,
+        "where" => 3,
+        "group" => 4,
+        "having" => 5,
+        "window" => 6,
+        "order" => 7,
+        "limit" | "offset" | "fetch" => 8,
+        _ => return None,
+    })
+}
 
 /// Functions whose parentheses hold `FROM` that is not a FROM clause.
 const FROM_FUNCTIONS: &[&str] = &["extract", "overlay", "substring", "trim"];
@@ -723,9 +743,34 @@ impl Walk<'_> {
         }
     }
 
+    /// The word `back` words before the current one, if it is a plain word.
+    fn word_before(&self, back: usize) -> Option<&str> {
+        match &self.lexemes[self.current.checked_sub(back)?].0 {
+            Lexeme::Word(w) if !w.quoted => Some(w.name.as_str()),
+            _ => None,
+        }
+    }
+
     fn keyword(&mut self, word: &Word) -> Verdict {
         let in_from_function = self.frames.last().and_then(Frame::function).is_some_and(|f| FROM_FUNCTIONS.contains(&f));
+        // `IS [NOT] DISTINCT FROM` and `WITHIN GROUP` are operators, not clauses.
+        let operator = match word.name.as_str() {
+            "from" => self.word_before(1) == Some("distinct") && matches!(self.word_before(2), Some("is" | "not")),
+            "group" => self.word_before(1) == Some("within"),
+            _ => false,
+        };
+        if operator {
+            self.frame().expect = Expect::Any;
+            return Verdict::Viable;
+        }
         let frame = self.frame();
+        if let Some(rank) = clause_rank(&word.name).filter(|_| !in_from_function) {
+            let again = rank == frame.rank && rank != 8;
+            if rank < frame.rank || again {
+                return Verdict::Dead { word_start: Some(word.start) };
+            }
+            frame.rank = rank;
+        }
         match word.name.as_str() {
             "select" => {
                 if frame.kind == FrameKind::Group {
@@ -769,6 +814,9 @@ impl Walk<'_> {
                     "union" | "intersect" | "except" => Clause::None,
                     _ => Clause::Other,
                 };
+                if frame.clause == Clause::None {
+                    frame.rank = 0; // the next SELECT starts over
+                }
                 frame.expect = Expect::Any;
             }
             _ => frame.expect = Expect::Any,
@@ -999,6 +1047,24 @@ mod tests {
         assert_eq!(dead_at("SELECT EXTRACT(YEARS FROM ordered_at) FROM orders"), Some(15));
         assert_eq!(dead_at("SELECT sum(count(*)) FROM orders"), Some(11));
         assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
+    }
+
+    #[test]
+    fn clauses_come_in_order_and_once() {
+        // The loop a small model falls into: another ORDER BY after LIMIT.
+        let looping = "SELECT name FROM products ORDER BY name LIMIT 5 ORDER BY ";
+        assert_eq!(dead_at(looping), Some(looping.find("ORDER BY name LIMIT 5 ORDER").unwrap() + "ORDER BY name LIMIT 5 ".len()));
+        assert_eq!(dead_at("SELECT name FROM products WHERE unit_price > 1 WHERE "), Some(47));
+        assert_eq!(dead_at("SELECT name FROM products GROUP BY name FROM "), Some(40));
+        assert_accepted("SELECT name FROM products ORDER BY name LIMIT 5 OFFSET 10\n```");
+        assert_accepted("SELECT name FROM products OFFSET 10 LIMIT 5\n```");
+        // Each query, sub-query, window and aggregate has clauses of its own; UNION starts over.
+        assert_accepted("SELECT name, rank() OVER (PARTITION BY category ORDER BY unit_price) FROM products WHERE id IN (SELECT product_id FROM order_items GROUP BY product_id ORDER BY count(*) DESC LIMIT 3) ORDER BY name LIMIT 5\n```");
+        assert_accepted("SELECT name FROM products WHERE unit_price > 1 UNION SELECT name FROM customers ORDER BY name\n```");
+        assert_accepted("SELECT string_agg(name, ', ' ORDER BY name), percentile_cont(0.5) WITHIN GROUP (ORDER BY unit_price) FROM products\n```");
+        // Operators that read like clauses.
+        assert_accepted("SELECT name FROM products WHERE category IS DISTINCT FROM 'toys' ORDER BY name\n```");
+        assert_accepted("SELECT count(*) FILTER (WHERE unit_price > 1) FROM products\n```");
     }
 
     #[test]
