@@ -39,6 +39,24 @@ pub enum Error {
     #[error("model computation failed: {0}")]
     Candle(#[from] candle_core::Error),
 
+    #[error("the inference server at {endpoint} could not be used after {tries} tries: {reason}")]
+    RemoteUnavailable { endpoint: String, tries: u32, reason: String },
+
+    #[error("the inference server at {endpoint} did not answer within {timeout_ms} ms")]
+    RemoteTimeout { endpoint: String, timeout_ms: u64 },
+
+    #[error("the inference server at {endpoint} refused the API key (HTTP {status})")]
+    RemoteUnauthorized { endpoint: String, status: u16 },
+
+    #[error("the inference server at {endpoint} rejected the request (HTTP {status}): {reply}")]
+    RemoteRejected { endpoint: String, status: u16, reply: String },
+
+    #[error("the inference server at {endpoint} failed {failures} requests in a row; nl2sql does not call it again for {retry_in_secs} s")]
+    RemoteCircuitOpen { endpoint: String, failures: u32, retry_in_secs: u64 },
+
+    #[error("the inference server's reply cannot be read: {0}")]
+    RemoteReply(String),
+
     #[error("generation was cancelled")]
     Cancelled,
 }

@@ -11,6 +11,7 @@
 //! - `constraint` keeps generated SQL to the schema's tables and columns; `sql_names` the words
 //!   it knows besides them; `ddl` reads schema text back into a [`Schema`]
 //! - `generate` is the greedy decoding loop; `prefix_cache` reuses shared prompt prefixes
+//! - [`remote`] sends the same prompts to an OpenAI-compatible inference server instead
 //! - `extract` finds the SQL in the model's reply
 //! - [`settings`] holds threads, token limit and device, with their bounds; [`paths`] the cache
 
@@ -31,6 +32,7 @@ mod prefix_cache;
 pub mod prompt;
 mod qwen2;
 mod question;
+pub mod remote;
 pub mod schema;
 pub mod settings;
 mod sql_names;
@@ -123,9 +125,7 @@ impl Engine {
 
     /// One or two sentences that answer the question from the rows.
     pub fn narrate(&mut self, request: &NarrationRequest, observer: &mut dyn Observer) -> Result<Completion> {
-        let mut completion = self.complete(&request.prompt(), None, observer)?;
-        completion.text = completion.text.trim().to_owned();
-        Ok(completion)
+        request.answer(self, observer)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Turning result rows into a one- or two-sentence answer: the prompt that shows the model a
 //! capped sample of the rows and asks it to answer from them alone.
 
+use crate::conversation::SqlModel;
+use crate::error::Result;
+use crate::generate::{Completion, Observer};
 use crate::prompt::{ChatPrompt, Role};
 use crate::question::Question;
 use serde_json::Value;
@@ -62,6 +65,13 @@ impl NarrationRequest<'_> {
         prompt.push(Role::System, NARRATION_SYSTEM_PROMPT);
         prompt.push(Role::User, format!("Question: {question}\n\n{count}\n{table}"));
         prompt
+    }
+
+    /// One or two sentences, written by `model`, that answer the question from the rows.
+    pub fn answer(&self, model: &mut dyn SqlModel, observer: &mut dyn Observer) -> Result<Completion> {
+        let mut completion = model.complete(&self.prompt(), None, observer)?;
+        completion.text = completion.text.trim().to_owned();
+        Ok(completion)
     }
 }
 

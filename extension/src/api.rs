@@ -5,7 +5,7 @@
 // pgrx raises the ErrorReport a function returns; it is large, but made at most once per call.
 #![allow(clippy::result_large_err)]
 
-use crate::backend_model::{loaded, with_engine, Backend};
+use crate::backend_model::{loaded, with_model, Backend};
 use crate::errors::{Nl2sqlError, Result};
 use crate::pipeline::{plan_sql, run_sql};
 use crate::question_context::Context;
@@ -63,7 +63,7 @@ fn narrate(question: &Question, result: &ResultSet, observer: &mut Backend) -> R
     }
     let request = NarrationRequest { question, columns: &result.columns, rows: &result.rows };
     observer.narrating = true;
-    let narrated = with_engine(|engine| engine.narrate(&request, observer));
+    let narrated = with_model(|model| request.answer(model, observer));
     observer.narrating = false;
     Ok(narrated??.text)
 }
@@ -230,7 +230,13 @@ fn nl2sql_status() -> JsonB {
     let path = gucs::model_path();
     let requested = gucs::engine_settings();
     let loaded = loaded();
+    // The API key is never shown, not even whether it is set: only superusers may know that.
+    let remote = gucs::remote_settings();
     JsonB(json!({
+        "backend": match gucs::backend() { gucs::ModelBackend::Local => "local", gucs::ModelBackend::Openai => "openai" },
+        "endpoint": remote.as_ref().map(|r| r.shown_endpoint()),
+        "model_name": remote.as_ref().map(|r| r.model.clone()),
+        "request_timeout_ms": gucs::REQUEST_TIMEOUT_MS.get(),
         "model_path": path.display().to_string(),
         "model_present": path.is_file(),
         "loaded_in_this_session": loaded.is_some(),

@@ -1,11 +1,15 @@
-//! The model of this backend: loaded on first use and kept for the life of the connection
-//! (loading takes seconds and 3 GB, so pooled connections should be reused), reloaded if
-//! nl2sql.model_path changes. Threads and device are fixed at load: a later change is reported
-//! with a WARNING, and nl2sql_status() shows the values in force.
+//! What writes this backend's SQL and answers: with nl2sql.backend = local, the model loaded on
+//! first use and kept for the life of the connection (loading takes seconds and 3 GB, so pooled
+//! connections should be reused), reloaded if nl2sql.model_path changes; threads and device are
+//! fixed at load (a later change is reported with a WARNING, and nl2sql_status() shows the values
+//! in force). With nl2sql.backend = openai, a client of the inference server at nl2sql.endpoint,
+//! kept for the connection (its connection pool and circuit breaker), remade when a setting of it
+//! changes; no model is loaded then.
 
 use crate::errors::{report, Nl2sqlError, Result};
-use crate::gucs;
-use nl2sql_engine::{Engine, Observer, Settings};
+use crate::gucs::{self, ModelBackend};
+use nl2sql_engine::remote::RemoteModel;
+use nl2sql_engine::{Engine, Observer, Settings, SqlModel};
 use pgrx::prelude::*;
 use pgrx::PgLogLevel;
 use std::cell::RefCell;
@@ -13,6 +17,12 @@ use std::ops::ControlFlow;
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    static REMOTE: RefCell<Option<RemoteModel>> = const { RefCell::new(None) };
+}
+
+fn busy() -> Nl2sqlError {
+    Nl2sqlError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE, "the model is busy with another call in this session")
+        .hint("Do not call nl2sql functions from inside each other's arguments.")
 }
 
 /// candle starts its worker threads on first use; they inherit the signal mask of the thread that
@@ -80,10 +90,7 @@ fn warn_about_settings_not_in_force(engine: &Engine) {
 /// Runs `f` with this backend's model, loading it first if needed.
 pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R> {
     ENGINE.with(|cell| {
-        let mut slot = cell.try_borrow_mut().map_err(|_| {
-            Nl2sqlError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_IN_USE, "the model is busy with another call in this session")
-                .hint("Do not call nl2sql functions from inside each other's arguments.")
-        })?;
+        let mut slot = cell.try_borrow_mut().map_err(|_| busy())?;
         if slot.as_ref().is_none_or(|engine| engine.path() != gucs::model_path()) {
             *slot = None; // free the old model before loading another
             *slot = Some(load()?);
@@ -93,6 +100,33 @@ pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R> {
         engine.set_max_new_tokens(gucs::max_new_tokens())?;
         Ok(f(engine))
     })
+}
+
+/// Runs `f` with this backend's client of the inference server, making it first if needed.
+fn with_remote<R>(f: impl FnOnce(&mut RemoteModel) -> R) -> Result<R> {
+    let settings = gucs::remote_settings().ok_or_else(|| {
+        Nl2sqlError::invalid_input("nl2sql.backend is 'openai' but nl2sql.endpoint is not set")
+            .hint("As a superuser: ALTER SYSTEM SET nl2sql.endpoint = 'http://host:port/v1'; SELECT pg_reload_conf();")
+    })?;
+    REMOTE.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|_| busy())?;
+        if slot.as_ref().is_none_or(|remote| *remote.settings() != settings) {
+            *slot = None;
+            // Its runtime's thread must not take PostgreSQL's signals.
+            *slot = Some(with_signals_blocked(|| RemoteModel::new(settings, gucs::max_new_tokens()))?);
+        }
+        let remote = slot.as_mut().expect("made above");
+        remote.set_max_new_tokens(gucs::max_new_tokens());
+        Ok(f(remote))
+    })
+}
+
+/// Runs `f` with whatever writes SQL and answers in this session (nl2sql.backend).
+pub fn with_model<R>(f: impl FnOnce(&mut dyn SqlModel) -> R) -> Result<R> {
+    match gucs::backend() {
+        ModelBackend::Local => with_engine(|engine| f(engine)),
+        ModelBackend::Openai => with_remote(|remote| f(remote)),
+    }
 }
 
 /// The settings of the loaded model, if this backend has one (for nl2sql_status()).

@@ -78,6 +78,19 @@ impl From<EngineError> for Nl2sqlError {
             EngineError::PromptTooLong { .. } => Self::new(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, message)
                 .hint("Set search_path to the schemas the question is about, or ask in a database with fewer tables."),
             EngineError::Cancelled => Self::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message),
+            // 08001, as postgres_fdw and dblink report a remote server they cannot reach.
+            EngineError::RemoteTimeout { .. } => Self::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message)
+                .hint("The inference server may be overloaded; raise nl2sql.request_timeout, or check the server."),
+            EngineError::RemoteUnavailable { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
+                .hint("Check that the inference server is running and that nl2sql.endpoint points at it (SELECT nl2sql_status())."),
+            EngineError::RemoteCircuitOpen { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
+                .hint("Fix or restart the inference server; nl2sql tries it again after the pause. A new connection tries at once."),
+            EngineError::RemoteUnauthorized { .. } => Self::new(PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, message)
+                .hint("A superuser sets the key with ALTER SYSTEM SET nl2sql.api_key = '...'; SELECT pg_reload_conf();"),
+            EngineError::RemoteRejected { .. } | EngineError::RemoteReply(_) => {
+                Self::new(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, message)
+                    .hint("Check nl2sql.endpoint and nl2sql.model_name against what the server serves.")
+            }
             EngineError::Tokenizer(_) | EngineError::Candle(_) => {
                 Self::new(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, message)
             }

@@ -17,6 +17,16 @@ pub enum Device {
     Cuda,
 }
 
+/// Where questions are answered: this backend's own copy of the model, or an OpenAI-compatible
+/// inference server (llama.cpp's server, vLLM, ...).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ModelBackend {
+    #[name = c"local"]
+    Local,
+    #[name = c"openai"]
+    Openai,
+}
+
 const fn default(bounds: Bounds) -> i32 {
     bounds.default as i32
 }
@@ -37,6 +47,13 @@ pub static MENTION_VALUES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static SCHEMA_BUDGET_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(4000);
 pub static EXAMPLES: GucSetting<i32> = GucSetting::<i32>::new(3);
 pub static EMBEDDING_MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static BACKEND: GucSetting<ModelBackend> = GucSetting::<ModelBackend>::new(ModelBackend::Local);
+pub static ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MODEL_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// A reply of max_new_tokens (256) takes about 10 s from llama.cpp on 2 CPU cores; a minute
+/// leaves room for a busy server's queue without letting a hung one hold a session for long.
+pub static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 pub static CSV_MAX_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
 pub static CSV_MAX_LINE_KB: GucSetting<i32> = GucSetting::<i32>::new(1024);
 
@@ -150,6 +167,53 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    // Superuser-only, the three of them: they decide where every question, schema and result
+    // sample is sent, and an endpoint a user could choose would let the server call any host.
+    GucRegistry::define_enum_guc(
+        c"nl2sql.backend",
+        c"Where questions are answered: local (the model in this backend) or openai (an OpenAI-compatible server at nl2sql.endpoint).",
+        c"openai sends the same prompts (schema, question, examples, result samples for narration) to the server; checking and running the SQL stay in the database, as the caller.",
+        &BACKEND,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"nl2sql.endpoint",
+        c"Base URL of the OpenAI-compatible inference server, e.g. http://127.0.0.1:8080/v1.",
+        c"Used when nl2sql.backend = openai; requests go to <endpoint>/chat/completions.",
+        &ENDPOINT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"nl2sql.model_name",
+        c"The model name sent to the inference server (vLLM needs the served name; llama.cpp ignores it).",
+        c"",
+        &MODEL_NAME,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // Hidden from everyone but superusers (SHOW, pg_settings, current_setting), and never shown by
+    // nl2sql_status() or in errors. Set it with ALTER SYSTEM: postgresql.auto.conf is readable by
+    // the server's OS user only, where a SET could reach the log through log_statement.
+    GucRegistry::define_string_guc(
+        c"nl2sql.api_key",
+        c"Bearer token for the inference server, if it needs one.",
+        c"",
+        &API_KEY,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    GucRegistry::define_int_guc(
+        c"nl2sql.request_timeout",
+        c"Longest time one request to the inference server may take, retries included.",
+        c"Past it the question fails with an ERROR; a query cancel or statement_timeout stops the request sooner.",
+        &REQUEST_TIMEOUT_MS,
+        100,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_int_guc(
         c"nl2sql.csv_max_size",
         c"Largest file nl2sql_load_csv reads.",
@@ -232,6 +296,21 @@ pub fn constrained_decoding() -> bool {
 
 pub fn allowed_function_schemas() -> String {
     string(&ALLOWED_FUNCTION_SCHEMAS).unwrap_or_default()
+}
+
+pub fn backend() -> ModelBackend {
+    BACKEND.get()
+}
+
+/// The inference server this session would call (nl2sql.backend = openai); `None` until an
+/// endpoint is set.
+pub fn remote_settings() -> Option<nl2sql_engine::remote::RemoteSettings> {
+    Some(nl2sql_engine::remote::RemoteSettings {
+        endpoint: string(&ENDPOINT)?,
+        model: string(&MODEL_NAME).unwrap_or_else(|| "default".to_owned()),
+        api_key: string(&API_KEY),
+        timeout: std::time::Duration::from_millis(REQUEST_TIMEOUT_MS.get() as u64),
+    })
 }
 
 pub fn csv_max_bytes() -> u64 {

@@ -2,7 +2,7 @@
 //! write SQL, and judge each statement here (check and plan it, or check and run it); the engine
 //! shows failures back to the model as nl2sql.repair_attempts allows.
 
-use crate::backend_model::{with_engine, Backend};
+use crate::backend_model::{with_model, Backend};
 use crate::errors::{Nl2sqlError, Result};
 use crate::progress::{self, Phase};
 use crate::provenance::AllowedSchemas;
@@ -55,7 +55,7 @@ fn answer_with<T>(
     let context = Context::read(question, observer)?;
     let request = context.request(question, instructions);
     let policy = RepairPolicy { repair_attempts: gucs::repair_attempts() };
-    match with_engine(|engine| converse(engine, &request, policy, observer, judge))? {
+    match with_model(|model| converse(model, &request, policy, observer, judge))? {
         Ok(answer) => Ok(answer),
         Err(Failure::Engine(error)) => Err(error.into()),
         Err(Failure::Stopped { sql, error }) => Err(error.detail(format!("SQL: {sql}"))),

@@ -2,7 +2,7 @@
 //! {"error": "...", "detail": "...", "hint": "..."}. The service never panics on a request.
 //!
 //! Errors raised by the extension carry a SQLSTATE; [`STATUS_BY_SQLSTATE`] is the one table that
-//! turns them into HTTP statuses (the README shows it; web/tests/api.rs has a test per row).
+//! turns them into HTTP statuses (the README shows it; web/tests/api.rs and remote.rs have a test per row).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,10 +29,12 @@ pub const STATUS_BY_SQLSTATE: &[(&str, StatusCode, &str)] = &[
     ("42000", StatusCode::UNPROCESSABLE_ENTITY, "no valid query could be written for the question"),
     ("42P01", StatusCode::UNPROCESSABLE_ENTITY, "the role may read no table on its search path"),
     ("54000", StatusCode::UNPROCESSABLE_ENTITY, "the schema and question do not fit in the model's context"),
-    ("57014", StatusCode::GATEWAY_TIMEOUT, "the generated query ran past nl2sql.statement_timeout (or was cancelled)"),
+    ("57014", StatusCode::GATEWAY_TIMEOUT, "the generated query ran past nl2sql.statement_timeout (or was cancelled), or the inference server past nl2sql.request_timeout"),
     ("58P01", StatusCode::SERVICE_UNAVAILABLE, "the model file is missing or unusable"),
     ("42883", StatusCode::SERVICE_UNAVAILABLE, "the nl2sql extension is not installed in the database"),
     ("53300", StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
+    ("08001", StatusCode::SERVICE_UNAVAILABLE, "the inference server (nl2sql.backend = openai) cannot be reached, or failed repeatedly"),
+    ("28000", StatusCode::BAD_GATEWAY, "the inference server refused nl2sql.api_key"),
     ("08*", StatusCode::SERVICE_UNAVAILABLE, "the connection to the database failed"),
     ("57P*", StatusCode::SERVICE_UNAVAILABLE, "the database is shutting down or restarting"),
 ];
