@@ -32,10 +32,11 @@ COPY docker/db-entrypoint.sh /usr/local/bin/db-entrypoint
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
 USER postgres
 EXPOSE 5432
-# Healthy = the server answers, the extension is installed and its model file is present.
+# Healthy = the server answers, the extension is installed and its model file is present (or,
+# with nl2sql.backend = openai, an inference endpoint is set: docker-compose.remote.yml).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=60 \
   CMD pg_isready -q -h /var/run/postgresql && \
       psql -h /var/run/postgresql -U "${POSTGRES_USER:-nl2sql}" -d "${POSTGRES_DB:-nl2sql}" -tAc \
-        "SELECT (nl2sql_status()->>'model_present')::bool" | grep -qx t
+        "SELECT coalesce(s->>'backend' = 'openai' AND s->>'endpoint' IS NOT NULL, false) OR (s->>'model_present')::bool FROM nl2sql_status() s" | grep -qx t
 ENTRYPOINT ["db-entrypoint"]
 CMD ["postgres"]
