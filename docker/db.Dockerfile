@@ -37,6 +37,6 @@ EXPOSE 5432
 HEALTHCHECK --interval=5s --timeout=5s --start-period=30s --retries=60 \
   CMD pg_isready -q -h /var/run/postgresql && \
       psql -h /var/run/postgresql -U "${POSTGRES_USER:-nl2sql}" -d "${POSTGRES_DB:-nl2sql}" -tAc \
-        "SELECT coalesce(s->>'backend' = 'openai' AND s->>'endpoint' IS NOT NULL, false) OR (s->>'model_present')::bool FROM nl2sql_status() s" | grep -qx t
+        "SELECT nl2sql_status()->>'ready'" | grep -qx true
 ENTRYPOINT ["db-entrypoint"]
 CMD ["postgres"]

@@ -232,7 +232,15 @@ fn nl2sql_status() -> JsonB {
     let loaded = loaded();
     // The API key is never shown, not even whether it is set: only superusers may know that.
     let remote = gucs::remote_settings();
+    // Whether a question can be answered now, as far as settings and files tell (what the
+    // healthchecks of the database image and of the web service ask).
+    let not_ready = match gucs::backend() {
+        gucs::ModelBackend::Local => (!path.is_file()).then(|| format!("the model file {} is missing", path.display())),
+        gucs::ModelBackend::Openai => remote.is_none().then(|| "nl2sql.backend is 'openai' but nl2sql.endpoint is not set".to_owned()),
+    };
     JsonB(json!({
+        "ready": not_ready.is_none(),
+        "not_ready": not_ready,
         "backend": match gucs::backend() { gucs::ModelBackend::Local => "local", gucs::ModelBackend::Openai => "openai" },
         "endpoint": remote.as_ref().map(|r| r.shown_endpoint()),
         "model_name": remote.as_ref().map(|r| r.model.clone()),

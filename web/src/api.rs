@@ -78,19 +78,20 @@ pub async fn schema(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     Ok(Json(state.database.schema().await?))
 }
 
-/// 200 when the database answers, the extension is installed and the model file is present;
-/// 503 with the failing part otherwise.
+/// 200 when the database answers, the extension is installed and ready (its model file present,
+/// or with nl2sql.backend = 'openai', an endpoint set); 503 with the failing part otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.database.status().await {
-        Ok(status) if status["model_present"] == json!(true) => {
-            Json(json!({ "status": "ok", "database": true, "extension": true, "model_present": true })).into_response()
+        Ok(status) => {
+            let ready = status["ready"] == json!(true);
+            let mut body = json!({ "status": if ready { "ok" } else { "unavailable" }, "database": true, "extension": true,
+                                   "backend": status["backend"], "model_present": status["model_present"] });
+            if !ready {
+                body["error"] = status["not_ready"].clone();
+                return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            }
+            Json(body).into_response()
         }
-        Ok(status) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": true, "extension": true, "model_present": false,
-                         "error": format!("the model file {} is missing", status["model_path"].as_str().unwrap_or("?")) })),
-        )
-            .into_response(),
         Err(e) => {
             let database = e.cause != Cause::Database;
             let extension = database && e.cause != Cause::Extension;

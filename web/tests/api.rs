@@ -96,7 +96,7 @@ async fn schema_health_and_openapi_describe_the_service() {
 
     let (status, health) = get(&base, "/healthz").await;
     assert_eq!(status, StatusCode::OK, "{health}");
-    assert_eq!(health, json!({ "status": "ok", "database": true, "extension": true, "model_present": true }));
+    assert_eq!(health, json!({ "status": "ok", "database": true, "extension": true, "backend": "local", "model_present": true }));
 
     let (status, document) = get(&base, "/api/openapi.json").await;
     assert_eq!(status, StatusCode::OK);

@@ -272,6 +272,9 @@ async fn ask_sql(base: &str) -> (reqwest::StatusCode, Value) {
 async fn sqlstate_08001_inference_server_unreachable_is_503() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = web_with_endpoint(&format!("http://127.0.0.1:{port}/v1")).await;
+    // Ready as far as the database can tell: no local model is needed.
+    let health: Value = common::http().get(format!("{base}/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((health["status"].as_str(), health["backend"].as_str()), (Some("ok"), Some("openai")), "{health}");
     let (status, body) = ask_sql(&base).await;
     assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("inference server"), "{body}");
