@@ -124,6 +124,7 @@ fn run() -> Result<(), String> {
             if report.setup.is_null() {
                 let status: serde_json::Value = client.query_one("SELECT nl2sql_status()", &[]).map_err(|e| e.to_string())?.get(0);
                 report.setup = json!({
+                    "backend": status["backend"], "endpoint": status["endpoint"],
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
                     "repair_attempts": status["repair_attempts"], "constrained_decoding": status["constrained_decoding"],
                     "schema_budget_tokens": status["schema_budget_tokens"], "mention_values": status["mention_values"],
