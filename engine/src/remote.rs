@@ -43,8 +43,8 @@ const CHECK_EVERY: Duration = Duration::from_millis(20);
 /// The longest server reply quoted in an error.
 const QUOTED_REPLY_CHARS: usize = 300;
 
-/// Where and how to reach the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach the server. Its Debug output masks the API key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RemoteSettings {
     /// Base URL as OpenAI clients take it (`http://host:8080/v1`); a URL without a path gets `/v1`.
     pub endpoint: String,
@@ -53,6 +53,17 @@ pub struct RemoteSettings {
     pub api_key: Option<String>,
     /// The whole request, retries included.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RemoteSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSettings")
+            .field("endpoint", &self.shown_endpoint())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[set]"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl RemoteSettings {
@@ -376,6 +387,8 @@ mod tests {
         let s = settings("http://user:hunter2@gpu.internal:8000/v1");
         assert_eq!(s.shown_endpoint(), "http://gpu.internal:8000/v1");
         assert_eq!(s.redact("Incorrect API key provided: sk-secret."), "Incorrect API key provided: [api key].");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("sk-secret") && !debug.contains("hunter2"), "{debug}");
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn nl2sql_status() -> JsonB {
     // healthchecks of the database image and of the web service ask).
     let not_ready = match gucs::backend() {
         gucs::ModelBackend::Local => (!path.is_file()).then(|| format!("the model file {} is missing", path.display())),
-        gucs::ModelBackend::Openai => remote.is_none().then(|| "nl2sql.backend is 'openai' but nl2sql.endpoint is not set".to_owned()),
+        gucs::ModelBackend::Openai => remote.is_none().then(|| crate::backend_model::no_endpoint().message),
     };
     JsonB(json!({
         "ready": not_ready.is_none(),
@@ -244,7 +244,7 @@ fn nl2sql_status() -> JsonB {
         "backend": match gucs::backend() { gucs::ModelBackend::Local => "local", gucs::ModelBackend::Openai => "openai" },
         "endpoint": remote.as_ref().map(|r| r.shown_endpoint()),
         "model_name": remote.as_ref().map(|r| r.model.clone()),
-        "request_timeout_ms": gucs::REQUEST_TIMEOUT_MS.get(),
+        "request_timeout_ms": gucs::request_timeout_ms(),
         "model_path": path.display().to_string(),
         "model_present": path.is_file(),
         "loaded_in_this_session": loaded.is_some(),

@@ -102,12 +102,15 @@ pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R> {
     })
 }
 
+/// Why the openai backend cannot answer yet.
+pub fn no_endpoint() -> Nl2sqlError {
+    Nl2sqlError::invalid_input("nl2sql.backend is 'openai' but nl2sql.endpoint is not set")
+        .hint("As a superuser: ALTER SYSTEM SET nl2sql.endpoint = 'http://host:port/v1'; SELECT pg_reload_conf();")
+}
+
 /// Runs `f` with this backend's client of the inference server, making it first if needed.
 fn with_remote<R>(f: impl FnOnce(&mut RemoteModel) -> R) -> Result<R> {
-    let settings = gucs::remote_settings().ok_or_else(|| {
-        Nl2sqlError::invalid_input("nl2sql.backend is 'openai' but nl2sql.endpoint is not set")
-            .hint("As a superuser: ALTER SYSTEM SET nl2sql.endpoint = 'http://host:port/v1'; SELECT pg_reload_conf();")
-    })?;
+    let settings = gucs::remote_settings().ok_or_else(no_endpoint)?;
     REMOTE.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(|_| busy())?;
         if slot.as_ref().is_none_or(|remote| *remote.settings() != settings) {

@@ -78,9 +78,9 @@ impl From<EngineError> for Nl2sqlError {
             EngineError::PromptTooLong { .. } => Self::new(PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED, message)
                 .hint("Set search_path to the schemas the question is about, or ask in a database with fewer tables."),
             EngineError::Cancelled => Self::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message),
-            // 08001, as postgres_fdw and dblink report a remote server they cannot reach.
             EngineError::RemoteTimeout { .. } => Self::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message)
                 .hint("The inference server may be overloaded; raise nl2sql.request_timeout, or check the server."),
+            // 08001, as postgres_fdw and dblink report a remote server they cannot reach.
             EngineError::RemoteUnavailable { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
                 .hint("Check that the inference server is running and that nl2sql.endpoint points at it (SELECT nl2sql_status())."),
             EngineError::RemoteCircuitOpen { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)

@@ -309,8 +309,12 @@ pub fn remote_settings() -> Option<nl2sql_engine::remote::RemoteSettings> {
         endpoint: string(&ENDPOINT)?,
         model: string(&MODEL_NAME).unwrap_or_else(|| "default".to_owned()),
         api_key: string(&API_KEY),
-        timeout: std::time::Duration::from_millis(REQUEST_TIMEOUT_MS.get() as u64),
+        timeout: std::time::Duration::from_millis(request_timeout_ms() as u64),
     })
+}
+
+pub fn request_timeout_ms() -> i32 {
+    REQUEST_TIMEOUT_MS.get()
 }
 
 pub fn csv_max_bytes() -> u64 {
