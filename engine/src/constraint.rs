@@ -105,7 +105,7 @@ impl SchemaConstraint {
     /// bound to tables (learnt by backtracking).
     pub(crate) fn check(&self, text: &[u8], hypotheses: &HashMap<String, usize>) -> Verdict {
         let lexemes = lex(text);
-        Walk { constraint: self, hypotheses, lexemes: &lexemes, frames: vec![Frame::new(FrameKind::Statement)], bindings: HashMap::new(), ctes: Vec::new(), outputs: Vec::new(), pending: Vec::new(), qualifiers: Vec::new(), unqualified: Vec::new(), declared_at: None, current: 0 }.run()
+        Walk { constraint: self, hypotheses, text, lexemes: &lexemes, frames: vec![Frame::new(FrameKind::Statement)], bindings: HashMap::new(), ctes: Vec::new(), outputs: Vec::new(), pending: Vec::new(), qualifiers: Vec::new(), unqualified: Vec::new(), declared_at: None, current: 0 }.run()
     }
 
     fn relation_named(&self, word: &Word) -> Option<usize> {
@@ -358,11 +358,37 @@ struct Frame {
     declares: bool,
     /// The furthest clause of this query so far, as [`clause_rank`] orders them.
     rank: u8,
+    /// Where the name of the function whose arguments these are starts.
+    function_start: Option<usize>,
+    /// The lexeme where the date or time EXTRACT, date_trunc or date_part reads begins.
+    temporal_source: Option<usize>,
+    /// The conditions joined by AND / OR so far in the current WHERE, ON, HAVING or WHEN.
+    conditions: Conditions,
+}
+
+/// The conditions of one boolean expression, to refuse one written twice: the loop a small model
+/// falls into (`WHERE a = 1 AND b = 2 AND a = 1 AND b = 2 ...`) until the token limit.
+#[derive(Debug, Clone, Default)]
+struct Conditions {
+    /// Each finished condition, lower-cased with its white space collapsed.
+    seen: Vec<String>,
+    /// Where the current condition's text begins.
+    from: usize,
+    /// Where the AND / OR that began the current condition starts (none for the first).
+    connector: Option<usize>,
+    /// A BETWEEN waits for its AND, which joins no condition.
+    between: bool,
+}
+
+impl Conditions {
+    fn starting_at(from: usize) -> Self {
+        Self { from, ..Self::default() }
+    }
 }
 
 impl Frame {
     fn new(kind: FrameKind) -> Self {
-        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0 }
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default() }
     }
 
     fn function(&self) -> Option<&str> {
@@ -373,16 +399,27 @@ impl Frame {
     }
 }
 
+/// `alias.column` written before `alias` was bound, checked when it is.
+struct PendingUse {
+    alias: String,
+    column: String,
+    /// Where `alias` starts.
+    start: usize,
+    /// The column must hold dates or times (it is what EXTRACT reads).
+    temporal: bool,
+}
+
 struct Walk<'a> {
     constraint: &'a SchemaConstraint,
     hypotheses: &'a HashMap<String, usize>,
+    text: &'a [u8],
     lexemes: &'a [(Lexeme, usize)],
     frames: Vec<Frame>,
     bindings: HashMap<String, Bound>,
     ctes: Vec<String>,
     outputs: Vec<String>,
-    /// `alias.column` written before `alias` was bound: (alias, column, where `alias` starts).
-    pending: Vec<(String, String, usize)>,
+    /// `alias.column` written before `alias` was bound.
+    pending: Vec<PendingUse>,
     /// Every `qualifier.` written, and where it starts.
     qualifiers: Vec<(String, usize)>,
     /// Every unqualified word that can only be a column, and where it starts.
@@ -448,8 +485,8 @@ impl Walk<'_> {
             let verdict = match lexeme {
                 Lexeme::Word(word) => self.word(index, word),
                 Lexeme::Open => self.open(index),
-                Lexeme::Close => self.close(),
-                Lexeme::Comma => self.comma(),
+                Lexeme::Close => self.close(index),
+                Lexeme::Comma => self.comma(index),
                 Lexeme::Semicolon | Lexeme::Fence => {
                     if self.frames.len() != 1 {
                         return Verdict::Dead { word_start: None };
@@ -472,11 +509,13 @@ impl Walk<'_> {
                     self.frame().expect = Expect::Type;
                     Verdict::Viable
                 }
-                // `x.` goes on with a column name or `*`, nothing else (`x..y`, `x.'`, `x.` then
-                // the end).
-                Lexeme::Dot => match self.next(index) {
-                    None | Some(Lexeme::Word(_)) | Some(Lexeme::Star) => Verdict::Viable,
-                    Some(_) => Verdict::Dead { word_start: None },
+                // `x.` goes on at once with a column name or `*`, nothing else (`x..y`, `x.'`,
+                // `x.` then the end, or white space or a comment, which is how a model refused
+                // every column of `x` would slip past the check).
+                Lexeme::Dot => match self.lexemes.get(index + 1) {
+                    None if self.text.len() == at + 1 => Verdict::Viable,
+                    Some((Lexeme::Word(_) | Lexeme::Star, next_at)) if *next_at == at + 1 => Verdict::Viable,
+                    _ => Verdict::Dead { word_start: None },
                 },
                 // A string right after `x.col` (typed literals follow a type name, never that).
                 Lexeme::Str if index >= 2 && matches!(self.lexemes[index - 2].0, Lexeme::Dot) && matches!(self.lexemes[index - 1].0, Lexeme::Word(_)) => {
@@ -578,6 +617,7 @@ impl Walk<'_> {
             }
             Expect::ExtractFrom => {
                 self.frame().expect = Expect::Temporal;
+                self.frame().temporal_source = Some(index + 1);
                 match !word.quoted && word.name == "from" {
                     true => Verdict::Viable,
                     false => dead,
@@ -590,13 +630,57 @@ impl Walk<'_> {
                     self.note_unqualified_column(word);
                     return match self.constraint.columns[&word.name] {
                         true => Verdict::Viable,
-                        false => dead,
+                        false => self.not_temporal(word),
                     };
                 }
                 self.expression_word(word, next.as_ref())
             }
             Expect::Any => self.expression_word(word, next.as_ref()),
         }
+    }
+
+    /// `word` is what EXTRACT, date_trunc or date_part reads, and holds no date or time. Dead
+    /// where the function's name starts: the model goes back and writes something else than the
+    /// function there (most often the column itself: `GROUP BY year`, not EXTRACT(YEAR FROM year)).
+    fn not_temporal(&self, word: &Word) -> Verdict {
+        Verdict::Dead { word_start: Some(self.frames.last().and_then(|f| f.function_start).unwrap_or(word.start)) }
+    }
+
+    /// Whether the lexemes `from..to` (what EXTRACT, date_trunc or date_part reads) are built of
+    /// columns that hold no date or time and nothing else but numbers and operators: such an
+    /// expression (`arrival_time - departure_time` over Unix seconds) is no date either. Anything
+    /// of unknown type (a function, a cast, a string, a column of a sub-query) may be one.
+    fn never_temporal(&self, from: usize, to: usize) -> bool {
+        let mut columns = 0;
+        for k in from..to {
+            let Lexeme::Word(word) = &self.lexemes[k].0 else {
+                match self.lexemes[k].0 {
+                    Lexeme::Other | Lexeme::Star | Lexeme::Open | Lexeme::Close | Lexeme::Comma | Lexeme::Dot => continue,
+                    _ => return false,
+                }
+            };
+            if matches!(self.lexemes.get(k + 1), Some((Lexeme::Dot, _))) {
+                continue; // a qualifier
+            }
+            let temporal = match (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
+                (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot)) => match self.resolve(qualifier) {
+                    Some(Bound::Table(relation)) if self.constraint.has_column(relation, &word.name) => self.constraint.column_temporal(relation, &word.name),
+                    _ => return false,
+                },
+                _ if self.is_known_word(word) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => return false,
+                _ => match self.constraint.columns.get(&word.name) {
+                    Some(temporal) => *temporal,
+                    // A table or alias alone: a whole row, never a date.
+                    None if self.bindings.contains_key(&word.name) => false,
+                    None => return false,
+                },
+            };
+            if temporal {
+                return false;
+            }
+            columns += 1;
+        }
+        columns > 0
     }
 
     /// A word that is a keyword, function or type rather than a name.
@@ -641,7 +725,7 @@ impl Walk<'_> {
                     return dead;
                 }
                 if temporal_needed && !self.constraint.column_temporal(relation, &word.name) {
-                    return dead;
+                    return self.not_temporal(word);
                 }
                 Verdict::Viable
             }
@@ -650,7 +734,7 @@ impl Walk<'_> {
             // the qualifier (it may be a sub-query's output column).
             None => {
                 if word.complete {
-                    self.pending.push((qualifier.name.clone(), word.name.clone(), qualifier.start));
+                    self.pending.push(PendingUse { alias: qualifier.name.clone(), column: word.name.clone(), start: qualifier.start, temporal: temporal_needed });
                 }
                 Verdict::Viable
             }
@@ -734,8 +818,8 @@ impl Walk<'_> {
         let conflict = self
             .pending
             .iter()
-            .filter(|(a, column, _)| a == alias && !self.constraint.has_column(relation, column))
-            .map(|(_, _, start)| *start)
+            .filter(|p| p.alias == alias && !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column))))
+            .map(|p| p.start)
             .min();
         match conflict {
             Some(use_start) => Verdict::Conflict { alias: alias.to_owned(), relation, use_start },
@@ -763,7 +847,27 @@ impl Walk<'_> {
             self.frame().expect = Expect::Any;
             return Verdict::Viable;
         }
+        let text = self.text;
         let frame = self.frame();
+        let conditions = &mut frame.conditions;
+        match word.name.as_str() {
+            "between" => conditions.between = true,
+            "and" if conditions.between => conditions.between = false,
+            "and" | "or" => {
+                let condition = String::from_utf8_lossy(&text[conditions.from.min(word.start)..word.start]).split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+                if conditions.seen.contains(&condition) {
+                    // Written before: go back to the AND / OR that began it and write something else.
+                    return Verdict::Dead { word_start: conditions.connector.or(Some(word.start)) };
+                }
+                conditions.seen.push(condition);
+                conditions.connector = Some(word.start);
+                conditions.from = word.start + word.name.len();
+            }
+            "where" | "on" | "having" | "when" | "then" | "else" | "end" | "case" | "select" | "from" | "join" | "group" | "order" | "limit" | "union" | "intersect" | "except" | "using" => {
+                *conditions = Conditions::starting_at(word.start + word.name.len());
+            }
+            _ => {}
+        }
         if let Some(rank) = clause_rank(&word.name).filter(|_| !in_from_function) {
             let again = rank == frame.rank && rank != 8;
             if rank < frame.rank || again {
@@ -841,7 +945,13 @@ impl Walk<'_> {
             }
             return Verdict::Viable;
         }
-        let ok = (!word.quoted && [FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)))
+        let known = !word.quoted && [FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name));
+        // A table or alias alone before another word (`t1 year` for `t1.year`) is never meant:
+        // it is how a model refused every column of `t1` would slip past the check.
+        if matches!(next, Some(Lexeme::Word(_))) && self.bindings.contains_key(&word.name) && !known && !self.constraint.columns.contains_key(&word.name) && !self.outputs.contains(&word.name) {
+            return dead;
+        }
+        let ok = known
             || self.constraint.columns.contains_key(&word.name)
             || self.constraint.relation_named(word).is_some()
             || self.is_declared(word);
@@ -909,15 +1019,25 @@ impl Walk<'_> {
         if function.as_deref() == Some("extract") {
             frame.expect = Expect::ExtractField;
         }
+        if function.is_some() {
+            frame.function_start = index.checked_sub(1).map(|i| self.lexemes[i].1);
+        }
+        frame.conditions = Conditions::starting_at(self.lexemes[index].1 + 1);
         // Inside a query's parentheses, its aliases are still in scope for the qualifier rule.
         frame.seen_from = parent.seen_from;
         self.frames.push(frame);
         Verdict::Viable
     }
 
-    fn close(&mut self) -> Verdict {
+    fn close(&mut self, index: usize) -> Verdict {
         if self.frames.len() == 1 {
             return Verdict::Dead { word_start: None };
+        }
+        let frame = self.frames.last().expect("a frame");
+        if let Some(from) = frame.temporal_source {
+            if self.never_temporal(from, index) {
+                return Verdict::Dead { word_start: frame.function_start };
+            }
         }
         let closed = self.frames.pop().expect("more than one frame");
         let frame = self.frame();
@@ -928,9 +1048,12 @@ impl Walk<'_> {
         Verdict::Viable
     }
 
-    fn comma(&mut self) -> Verdict {
+    fn comma(&mut self, index: usize) -> Verdict {
         let frame = self.frame();
         frame.argument += 1;
+        if matches!(&frame.kind, FrameKind::Function(name) if (name == "date_trunc" || name == "date_part") && frame.argument == 1) {
+            frame.temporal_source = Some(index + 1);
+        }
         frame.expect = match (&frame.kind, frame.clause) {
             (FrameKind::Function(name), _) if (name == "date_trunc" || name == "date_part") && frame.argument == 1 => Expect::Temporal,
             (FrameKind::Function(_), _) => Expect::Any,
@@ -1039,11 +1162,22 @@ mod tests {
 
     #[test]
     fn types_extract_and_nested_aggregates() {
-        // EXTRACT reads a date or time column, not an integer.
-        assert_eq!(dead_at("SELECT EXTRACT(YEAR FROM quantity) FROM order_items"), Some(25));
+        // EXTRACT reads a date or time column, not an integer; the model goes back to EXTRACT.
+        assert_eq!(dead_at("SELECT EXTRACT(YEAR FROM quantity) FROM order_items"), Some(7));
         assert_accepted("SELECT EXTRACT(YEAR FROM ordered_at) FROM orders");
         assert_accepted("SELECT EXTRACT(YEAR FROM quantity::date) FROM order_items");
-        assert_eq!(dead_at("SELECT date_trunc('month', quantity) FROM order_items"), Some(27));
+        assert_eq!(dead_at("SELECT date_trunc('month', quantity) FROM order_items"), Some(7));
+        // Nor an expression of integer columns (Unix seconds subtracted), qualified or not.
+        let unix = "SELECT 1 FROM order_items oi WHERE EXTRACT(DAY FROM (oi.quantity - oi.product_id) / 60)";
+        assert_eq!(dead_at(unix), unix.find("EXTRACT"));
+        let doubled = "SELECT 1 FROM order_items WHERE date_part('day', quantity * 2)";
+        assert_eq!(dead_at(doubled), doubled.find("date_part"));
+        assert_accepted("SELECT EXTRACT(EPOCH FROM now() - o.ordered_at), EXTRACT(DAY FROM ordered_at - ordered_at) FROM orders o\n```");
+        // Written before FROM binds its alias: a conflict once it does.
+        match verdict("SELECT EXTRACT(YEAR FROM oi.quantity) FROM order_items oi ") {
+            Verdict::Conflict { alias, use_start, .. } => assert_eq!((alias.as_str(), use_start), ("oi", 25)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
         assert_eq!(dead_at("SELECT EXTRACT(YEARS FROM ordered_at) FROM orders"), Some(15));
         assert_eq!(dead_at("SELECT sum(count(*)) FROM orders"), Some(11));
         assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
@@ -1065,6 +1199,27 @@ mod tests {
         // Operators that read like clauses.
         assert_accepted("SELECT name FROM products WHERE category IS DISTINCT FROM 'toys' ORDER BY name\n```");
         assert_accepted("SELECT count(*) FILTER (WHERE unit_price > 1) FROM products\n```");
+    }
+
+    #[test]
+    fn no_way_around_a_refused_column() {
+        // What a model refused every column of `p` wrote instead: `p name`, `p. name`, `p./**/name`.
+        let text = "SELECT name FROM products p ORDER BY p name";
+        assert_eq!(dead_at(text), Some(text.rfind("p name").unwrap()));
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p. name"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p./*x*/name"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p. "), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p."), Verdict::Viable);
+    }
+
+    #[test]
+    fn a_condition_is_not_written_twice() {
+        let looping = "SELECT name FROM products WHERE category = 'a' AND unit_price > 1 AND category = 'a' AND ";
+        assert_eq!(dead_at(looping), Some(looping.rfind("AND category").unwrap()));
+        assert_eq!(dead_at("SELECT name FROM products WHERE id = 1 OR id  =  1 OR "), Some(39));
+        assert_accepted("SELECT name FROM products WHERE unit_price BETWEEN 1 AND 5 AND id BETWEEN 1 AND 5\n```");
+        assert_accepted("SELECT name FROM products WHERE (category = 'a' OR id = 1) AND (category = 'a' OR id = 2) AND unit_price > 1\n```");
+        assert_accepted("SELECT CASE WHEN id = 1 AND unit_price > 1 THEN 1 WHEN id = 1 AND unit_price > 2 THEN 2 END FROM products WHERE id = 1 AND unit_price > 1\n```");
     }
 
     #[test]

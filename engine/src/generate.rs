@@ -85,7 +85,7 @@ impl Completion {
 
 /// Backtracks allowed per reply: each re-generates a few tokens; past this, the constraint only
 /// rejects candidates (it never loops).
-const MAX_BACKTRACKS: usize = 8;
+const MAX_BACKTRACKS: usize = 12;
 /// Candidates ranked at once when the most likely token is refused; all of them if none of
 /// these is allowed.
 const RANKED_CANDIDATES: usize = 256;
