@@ -28,7 +28,7 @@
 //! and choose another word there.
 
 use crate::schema::Schema;
-use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, TYPE_WORDS};
+use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, NUMBER_FUNCTIONS, TYPE_WORDS};
 use std::collections::HashMap;
 
 /// What the text so far allows.
@@ -52,6 +52,8 @@ struct Relation {
     name: String,
     /// Column names and whether each holds dates or times.
     columns: Vec<(String, bool)>,
+    /// The columns of type `date` (one date minus another is a number of days, not an interval).
+    dates: Vec<String>,
 }
 
 /// The tables and columns a statement may name, from the schema given to the prompt.
@@ -80,6 +82,7 @@ impl SchemaConstraint {
                 schema: t.schema.clone(),
                 name: t.name.clone(),
                 columns: t.columns.iter().map(|c| (c.name.clone(), is_temporal(&c.data_type))).collect(),
+                dates: t.columns.iter().filter(|c| c.data_type.eq_ignore_ascii_case("date")).map(|c| c.name.clone()).collect(),
             })
             .collect();
         let mut columns: HashMap<String, bool> = HashMap::new();
@@ -646,41 +649,110 @@ impl Walk<'_> {
         Verdict::Dead { word_start: Some(self.frames.last().and_then(|f| f.function_start).unwrap_or(word.start)) }
     }
 
-    /// Whether the lexemes `from..to` (what EXTRACT, date_trunc or date_part reads) are built of
-    /// columns that hold no date or time and nothing else but numbers and operators: such an
-    /// expression (`arrival_time - departure_time` over Unix seconds) is no date either. Anything
-    /// of unknown type (a function, a cast, a string, a column of a sub-query) may be one.
+    /// Whether the lexemes `from..to` (what EXTRACT, date_trunc or date_part reads) can hold no
+    /// date or time: built of columns that hold none (`arrival_time - departure_time` over Unix
+    /// seconds), functions that return numbers (EXTRACT of EXTRACT), numbers and operators; or one
+    /// date minus another (a number of days). Anything of unknown type (another function, a cast,
+    /// a string, a column of a sub-query) may be a date.
     fn never_temporal(&self, from: usize, to: usize) -> bool {
-        let mut columns = 0;
-        for k in from..to {
+        if self.date_difference(from, to) {
+            return true;
+        }
+        let mut operands = 0;
+        let mut k = from;
+        while k < to {
             let Lexeme::Word(word) = &self.lexemes[k].0 else {
                 match self.lexemes[k].0 {
-                    Lexeme::Other | Lexeme::Star | Lexeme::Open | Lexeme::Close | Lexeme::Comma | Lexeme::Dot => continue,
+                    Lexeme::Other | Lexeme::Star | Lexeme::Open | Lexeme::Close | Lexeme::Comma | Lexeme::Dot => {
+                        k += 1;
+                        continue;
+                    }
                     _ => return false,
                 }
             };
             if matches!(self.lexemes.get(k + 1), Some((Lexeme::Dot, _))) {
-                continue; // a qualifier
+                k += 1; // a qualifier
+                continue;
             }
-            let temporal = match (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
-                (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot)) => match self.resolve(qualifier) {
-                    Some(Bound::Table(relation)) if self.constraint.has_column(relation, &word.name) => self.constraint.column_temporal(relation, &word.name),
-                    _ => return false,
-                },
-                _ if self.is_known_word(word) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => return false,
-                _ => match self.constraint.columns.get(&word.name) {
-                    Some(temporal) => *temporal,
-                    // A table or alias alone: a whole row, never a date.
-                    None if self.bindings.contains_key(&word.name) => false,
-                    None => return false,
-                },
+            if !word.quoted && sql_names::contains(NUMBER_FUNCTIONS, &word.name) && matches!(self.lexemes.get(k + 1), Some((Lexeme::Open, _))) {
+                // A number, whatever its arguments: skip them.
+                operands += 1;
+                k = self.matching_close(k + 1).unwrap_or(to);
+                continue;
+            }
+            let temporal = match self.column_kind(k) {
+                Some((temporal, _)) => temporal,
+                None if self.is_known_word(word) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => return false,
+                // A table or alias alone: a whole row, never a date.
+                None if self.bindings.contains_key(&word.name) => false,
+                None => return false,
             };
             if temporal {
                 return false;
             }
-            columns += 1;
+            operands += 1;
+            k += 1;
         }
-        columns > 0
+        operands > 0
+    }
+
+    /// Whether lexemes `from..to`, parentheses aside, are `a - b` with both a date (a `date`
+    /// column or CURRENT_DATE): a number of days.
+    fn date_difference(&self, from: usize, to: usize) -> bool {
+        let parts: Vec<usize> = (from..to).filter(|&k| !matches!(self.lexemes[k].0, Lexeme::Open | Lexeme::Close)).collect();
+        let is_date = |k: usize| match &self.lexemes[k].0 {
+            Lexeme::Word(w) if !w.quoted && w.name == "current_date" => true,
+            Lexeme::Word(_) => self.column_kind(k).is_some_and(|(_, date)| date),
+            _ => false,
+        };
+        let minus = |k: usize| matches!(self.lexemes[k].0, Lexeme::Other) && self.text.get(self.lexemes[k].1) == Some(&b'-');
+        // A qualified column is three lexemes (`x . col`); its kind is read at the column.
+        let operand_end = |start: usize| match parts.get(start + 1).map(|&k| &self.lexemes[k].0) {
+            Some(Lexeme::Dot) => start + 2,
+            _ => start,
+        };
+        let first = operand_end(0);
+        let Some(&op) = parts.get(first + 1) else { return false };
+        let second = operand_end(first + 2);
+        second + 1 == parts.len() && is_date(parts[first]) && minus(op) && is_date(parts[second])
+    }
+
+    /// For a word that names a column here (qualified by a bound table, or unqualified): whether
+    /// it holds dates or times, and whether it is of type date. `None` when it is no known column.
+    fn column_kind(&self, k: usize) -> Option<(bool, bool)> {
+        let Lexeme::Word(word) = &self.lexemes[k].0 else { return None };
+        match (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
+            (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot)) => match self.resolve(qualifier) {
+                Some(Bound::Table(relation)) if self.constraint.has_column(relation, &word.name) => {
+                    Some((self.constraint.column_temporal(relation, &word.name), self.constraint.relations[relation].dates.contains(&word.name)))
+                }
+                _ => None,
+            },
+            _ if self.is_known_word(word) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => None,
+            _ => {
+                let temporal = *self.constraint.columns.get(&word.name)?;
+                let date = self.constraint.relations.iter().filter(|r| r.columns.iter().any(|(c, _)| *c == word.name)).all(|r| r.dates.contains(&word.name));
+                Some((temporal, date))
+            }
+        }
+    }
+
+    /// The index of the `)` that closes the `(` at lexeme `open`.
+    fn matching_close(&self, open: usize) -> Option<usize> {
+        let mut depth = 0;
+        for k in open..self.lexemes.len() {
+            match self.lexemes[k].0 {
+                Lexeme::Open => depth += 1,
+                Lexeme::Close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(k);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// A word that is a keyword, function or type rather than a name.
@@ -931,6 +1003,11 @@ impl Walk<'_> {
     /// A word in an expression: a keyword, function, type, column or name declared here.
     fn expression_word(&mut self, word: &Word, next: Option<&Lexeme>) -> Verdict {
         let dead = Verdict::Dead { word_start: Some(word.start) };
+        // YEAR(d), MONTH(d), DAY(d) are MySQL; PostgreSQL has EXTRACT(YEAR FROM d).
+        let field_as_function = sql_names::contains(EXTRACT_FIELDS, &word.name) && !sql_names::contains(FUNCTIONS, &word.name) && !sql_names::contains(TYPE_WORDS, &word.name);
+        if next == Some(&Lexeme::Open) && !word.quoted && field_as_function {
+            return dead;
+        }
         if !word.quoted && sql_names::contains(KEYWORDS, &word.name) && !self.is_declared(word) {
             return self.keyword(word);
         }
@@ -1173,6 +1250,15 @@ mod tests {
         let doubled = "SELECT 1 FROM order_items WHERE date_part('day', quantity * 2)";
         assert_eq!(dead_at(doubled), doubled.find("date_part"));
         assert_accepted("SELECT EXTRACT(EPOCH FROM now() - o.ordered_at), EXTRACT(DAY FROM ordered_at - ordered_at) FROM orders o\n```");
+        // Nor a number of days (one date minus another), nor a number EXTRACT returned.
+        assert_eq!(dead_at("SELECT EXTRACT(DAY FROM (CURRENT_DATE - signed_up)) FROM customers"), Some(7));
+        let days = "SELECT 1 FROM customers c WHERE EXTRACT(DAY FROM c.signed_up - c.signed_up) > 1";
+        assert_eq!(dead_at(days), days.find("EXTRACT"));
+        assert_eq!(dead_at("SELECT EXTRACT(YEAR FROM EXTRACT(DAY FROM ordered_at)) FROM orders"), Some(7));
+        assert_accepted("SELECT EXTRACT(DAY FROM now() - ordered_at), EXTRACT(DAY FROM CURRENT_DATE - signed_up + INTERVAL '1 day') FROM orders, customers\n```");
+        // YEAR(d) is MySQL.
+        assert_eq!(dead_at("SELECT YEAR(ordered_at) FROM orders"), Some(7));
+        assert_accepted("SELECT date(ordered_at), EXTRACT(YEAR FROM ordered_at) AS year FROM orders ORDER BY year\n```");
         // Written before FROM binds its alias: a conflict once it does.
         match verdict("SELECT EXTRACT(YEAR FROM oi.quantity) FROM order_items oi ") {
             Verdict::Conflict { alias, use_start, .. } => assert_eq!((alias.as_str(), use_start), ("oi", 25)),

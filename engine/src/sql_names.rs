@@ -59,6 +59,12 @@ pub(crate) const TYPE_WORDS: &[&str] = &[
     "timestamptz", "timetz", "uuid", "varchar", "varying", "with", "without", "zone",
 ];
 
+/// Functions whose result is a number whatever they read (never a date, time or interval).
+pub(crate) const NUMBER_FUNCTIONS: &[&str] = &[
+    "char_length", "character_length", "count", "date_part", "dense_rank", "extract", "length",
+    "octet_length", "position", "rank", "row_number", "strpos",
+];
+
 /// Fields of EXTRACT(field FROM ...).
 pub(crate) const EXTRACT_FIELDS: &[&str] = &[
     "century", "day", "decade", "dow", "doy", "epoch", "hour", "isodow", "isoyear", "julian",
@@ -82,7 +88,7 @@ mod tests {
 
     #[test]
     fn lists_are_sorted_lower_case_and_without_repeats() {
-        for list in [KEYWORDS, FUNCTIONS, AGGREGATES, TYPE_WORDS, EXTRACT_FIELDS] {
+        for list in [KEYWORDS, FUNCTIONS, AGGREGATES, TYPE_WORDS, EXTRACT_FIELDS, NUMBER_FUNCTIONS] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{:?}", list.windows(2).find(|w| w[0] >= w[1]));
             assert!(list.iter().all(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
         }
