@@ -18,6 +18,7 @@
 #![warn(unreachable_pub, dead_code)]
 
 pub mod conversation;
+mod constrained;
 mod constraint;
 mod ddl;
 pub mod embedding;

@@ -13,11 +13,17 @@
 //! - Secrets: the API key goes only into the Authorization header. Errors name the endpoint
 //!   without any user:password part, and server replies quoted in errors have the key masked.
 //!
-//! Constrained decoding does not travel: the local constraint (see constraint.rs) tracks aliases
-//! and scopes as the statement is written, which a context-free grammar (llama.cpp's GBNF, vLLM's
-//! guided decoding) cannot express; a grammar of names only would forbid every alias. Remote SQL
-//! is judged by the same checker and repaired by the same conversation instead.
+//! Constrained decoding travels as the client's side of the decoding loop, not as a grammar: the
+//! local constraint (constraint.rs) tracks aliases and scopes as the statement is written, which a
+//! context-free grammar (llama.cpp's GBNF, vLLM's guided decoding) cannot express, and a grammar
+//! of names only would forbid every alias. With a constraint, the reply is streamed with the top
+//! [`TOP_LOGPROBS`] candidates of every token (`logprobs`, standard in the OpenAI chat API and
+//! served by llama.cpp, vLLM and SGLang); each token is checked as it arrives, exactly as the local
+//! decoder checks it (constrained.rs). When the constraint takes another candidate or goes back,
+//! the stream is dropped and a new request continues the assistant's message from the accepted
+//! text (`continue_final_message`; the server's prompt cache makes that cheap).
 
+use crate::constrained::{Constrained, Ranking, Reply, Step, Vocabulary};
 use crate::constraint::SchemaConstraint;
 use crate::error::{Error, Result};
 use crate::generate::{Completion, Finish, Observer, Timings};
@@ -42,6 +48,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 const CHECK_EVERY: Duration = Duration::from_millis(20);
 /// The longest server reply quoted in an error.
 const QUOTED_REPLY_CHARS: usize = 300;
+/// Candidates per token asked of the server under the constraint (20 is the OpenAI API's limit).
+pub const TOP_LOGPROBS: usize = 20;
+/// Requests per reply under the constraint (each correction starts one); past this, the rest of
+/// the reply is taken as the server writes it, and the checker and repair turn deal with it.
+const MAX_CONSTRAINED_REQUESTS: usize = 48;
 
 /// Where and how to reach the server. Its Debug output masks the API key.
 #[derive(Clone, PartialEq, Eq)]
@@ -210,14 +221,10 @@ impl RemoteModel {
     /// Sends `prompt` and waits for the reply, asking `observer` between short waits whether to
     /// go on; the request is aborted however this returns or unwinds.
     pub fn chat(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
-        let endpoint = self.settings.shown_endpoint();
-        self.breaker.check(&endpoint)?;
-        let outcome = self.chat_unguarded(prompt, observer);
-        self.breaker.record(&outcome);
-        outcome
+        self.complete(prompt, None, observer)
     }
 
-    fn chat_unguarded(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
+    fn chat_whole(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
         let body = serde_json::json!({
             "model": self.settings.model,
             "messages": prompt.messages.iter().map(|m| serde_json::json!({"role": m.role.name(), "content": m.content})).collect::<Vec<_>>(),
@@ -227,30 +234,16 @@ impl RemoteModel {
         });
         let started = Instant::now();
         let (sender, receiver) = mpsc::sync_channel(1);
-        let request = send_with_retries(self.client.clone(), self.settings.clone(), body, started + self.settings.timeout);
+        let (client, settings, deadline) = (self.client.clone(), self.settings.clone(), started + self.settings.timeout);
         let task = self.runtime.spawn(async move {
+            let request = async {
+                let url = settings.completions_url()?;
+                with_retries(&settings, deadline, |left| try_once(&client, &settings, &url, &body, left)).await
+            };
             let _ = sender.send(request.await);
         });
-        /// Aborts the request when the wait ends in any way, an unwinding cancel included.
-        struct AbortOnDrop(tokio::task::AbortHandle);
-        impl Drop for AbortOnDrop {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
         let _abort = AbortOnDrop(task.abort_handle());
-        let reply = loop {
-            if let ControlFlow::Break(()) = observer.checkpoint() {
-                return Err(Error::Cancelled);
-            }
-            match receiver.recv_timeout(CHECK_EVERY) {
-                Ok(reply) => break reply?,
-                Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::RemoteReply("the request task ended without a reply".into()))
-                }
-            }
-        };
+        let reply = wait(&receiver, observer)??;
         let elapsed = started.elapsed();
         let choice = reply.choices.into_iter().next().ok_or_else(|| Error::RemoteReply("the reply has no choices".into()))?;
         let text = choice.message.content.unwrap_or_default();
@@ -270,13 +263,314 @@ impl RemoteModel {
 }
 
 impl SqlModel for RemoteModel {
-    fn complete(&mut self, prompt: &ChatPrompt, _constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        self.chat(prompt, observer)
+    fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
+        let endpoint = self.settings.shown_endpoint();
+        self.breaker.check(&endpoint)?;
+        let outcome = match constraint {
+            Some(constraint) => self.chat_constrained(prompt, constraint, observer),
+            None => self.chat_whole(prompt, observer),
+        };
+        self.breaker.record(&outcome);
+        outcome
     }
 }
 
-async fn send_with_retries(client: reqwest::Client, settings: RemoteSettings, body: serde_json::Value, deadline: Instant) -> Result<ChatReply> {
-    let url = settings.completions_url()?;
+/// Aborts a request's task when dropped: however a wait for it ends, an unwinding cancel
+/// included, the request's connection is closed and the server stops generating.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The next message from a request's task, asking `observer` between short waits whether to go on.
+fn wait<T>(receiver: &mpsc::Receiver<T>, observer: &mut dyn Observer) -> Result<T> {
+    loop {
+        if let ControlFlow::Break(()) = observer.checkpoint() {
+            return Err(Error::Cancelled);
+        }
+        match receiver.recv_timeout(CHECK_EVERY) {
+            Ok(message) => return Ok(message),
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::RemoteReply("the request task ended without a reply".into())),
+        }
+    }
+}
+
+// ---- constrained: a stream of tokens with their top candidates -------------------------------
+
+#[derive(Debug, Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    delta: Option<ReplyMessage>,
+    #[serde(default)]
+    logprobs: Option<StreamLogprobs>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamLogprobs {
+    #[serde(default)]
+    content: Option<Vec<TokenLogprob>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenLogprob {
+    token: String,
+    /// The token's bytes (a token can end inside a UTF-8 character, which `token` cannot show).
+    #[serde(default)]
+    bytes: Option<Vec<u8>>,
+    #[serde(default)]
+    top_logprobs: Vec<Candidate>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Candidate {
+    token: String,
+    #[serde(default)]
+    bytes: Option<Vec<u8>>,
+    logprob: f32,
+}
+
+fn token_bytes(token: &str, bytes: &Option<Vec<u8>>) -> Vec<u8> {
+    bytes.clone().unwrap_or_else(|| token.as_bytes().to_vec())
+}
+
+/// What a streaming request's task reports.
+enum StreamEvent {
+    /// The server wrote `chosen`; these were its best candidates, best first.
+    Token { chosen: Vec<u8>, candidates: Vec<Vec<u8>> },
+    /// The reply ended: `stop` if the model ended it, not the token limit.
+    End { stop: bool, prompt_tokens: usize },
+}
+
+/// Token spellings as the server reports them, numbered as first seen.
+#[derive(Default)]
+struct SeenTokens {
+    ids: std::collections::HashMap<Vec<u8>, u32>,
+    spellings: Vec<Vec<u8>>,
+}
+
+impl SeenTokens {
+    fn id(&mut self, spelling: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(spelling) {
+            return id;
+        }
+        let id = self.spellings.len() as u32;
+        self.spellings.push(spelling.to_vec());
+        self.ids.insert(spelling.to_vec(), id);
+        id
+    }
+}
+
+impl Vocabulary for SeenTokens {
+    fn spelling(&self, id: u32) -> &[u8] {
+        if self.is_stop(id) { &[] } else { &self.spellings[id as usize] }
+    }
+
+    /// Control tokens: the end of the message, reported as its name (`<|im_end|>`) or as nothing.
+    fn is_stop(&self, id: u32) -> bool {
+        let spelling = &self.spellings[id as usize];
+        spelling.is_empty() || (spelling.starts_with(b"<|") && spelling.ends_with(b"|>"))
+    }
+}
+
+/// The server's candidates for one token, best first.
+struct Reported(Vec<u32>);
+
+impl Ranking for Reported {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn best(&self, count: usize) -> Vec<u32> {
+        self.0[..count].to_vec()
+    }
+}
+
+/// Reads the server-sent events of a streamed chat completion, passing each token on.
+async fn read_stream(response: reqwest::Response, settings: &RemoteSettings, events: &mpsc::Sender<Result<StreamEvent>>) -> Result<()> {
+    let endpoint = settings.shown_endpoint();
+    let read_error = |e: reqwest::Error| match e.is_timeout() {
+        true => Error::RemoteTimeout { endpoint: endpoint.clone(), timeout_ms: settings.timeout.as_millis() as u64 },
+        false => Error::RemoteUnavailable { endpoint: endpoint.clone(), tries: 1, reason: describe(e) },
+    };
+    let mut response = response;
+    let event_stream = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/event-stream"));
+    if !event_stream {
+        // A server that ignored `stream`: its whole reply, as one token with no alternatives.
+        let text = response.text().await.map_err(read_error)?;
+        let reply: ChatReply = serde_json::from_str(&text).map_err(|e| Error::RemoteReply(format!("{e}: {}", quote(settings, &text))))?;
+        let prompt_tokens = reply.usage.map_or(0, |u| u.prompt_tokens);
+        let choice = reply.choices.into_iter().next().ok_or_else(|| Error::RemoteReply("the reply has no choices".into()))?;
+        let content = choice.message.content.unwrap_or_default().into_bytes();
+        if !content.is_empty() {
+            let _ = events.send(Ok(StreamEvent::Token { chosen: content.clone(), candidates: vec![content] }));
+        }
+        let _ = events.send(Ok(StreamEvent::End { stop: choice.finish_reason.as_deref() != Some("length"), prompt_tokens }));
+        return Ok(());
+    }
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut stop, mut prompt_tokens) = (false, 0);
+    while let Some(bytes) = response.chunk().await.map_err(read_error)? {
+        pending.extend_from_slice(&bytes);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:").map(str::trim) else { continue };
+            if data == "[DONE]" {
+                let _ = events.send(Ok(StreamEvent::End { stop, prompt_tokens }));
+                return Ok(());
+            }
+            let chunk: StreamChunk = serde_json::from_str(data).map_err(|e| Error::RemoteReply(format!("{e}: {}", quote(settings, data))))?;
+            if let Some(usage) = chunk.usage {
+                prompt_tokens = usage.prompt_tokens;
+            }
+            for choice in chunk.choices {
+                let tokens = choice.logprobs.and_then(|l| l.content).unwrap_or_default();
+                // A server that sends no candidates: its text as it comes, with no alternatives.
+                let text = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty() && tokens.is_empty());
+                if let Some(text) = text {
+                    let _ = events.send(Ok(StreamEvent::Token { chosen: text.clone().into_bytes(), candidates: vec![text.into_bytes()] }));
+                }
+                for token in tokens {
+                    let chosen = token_bytes(&token.token, &token.bytes);
+                    let mut candidates = token.top_logprobs;
+                    candidates.sort_by(|a, b| b.logprob.total_cmp(&a.logprob));
+                    let mut ranked = vec![chosen.clone()];
+                    ranked.extend(candidates.iter().map(|c| token_bytes(&c.token, &c.bytes)).filter(|c| *c != chosen));
+                    if events.send(Ok(StreamEvent::Token { chosen, candidates: ranked })).is_err() {
+                        return Ok(()); // the reader went on without this stream
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    stop = reason != "length";
+                }
+            }
+        }
+    }
+    let _ = events.send(Ok(StreamEvent::End { stop, prompt_tokens }));
+    Ok(())
+}
+
+impl RemoteModel {
+    /// Starts streaming a reply to `prompt` that continues `prefix` (the assistant's text so far).
+    fn start_stream(&self, prompt: &ChatPrompt, prefix: &str, max_tokens: usize, deadline: Instant) -> (mpsc::Receiver<Result<StreamEvent>>, AbortOnDrop) {
+        let mut messages: Vec<serde_json::Value> = prompt.messages.iter().map(|m| serde_json::json!({"role": m.role.name(), "content": m.content})).collect();
+        let mut body = serde_json::json!({
+            "model": self.settings.model,
+            "temperature": 0,
+            "max_tokens": max_tokens,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "logprobs": true,
+            "top_logprobs": TOP_LOGPROBS,
+        });
+        if !prefix.is_empty() {
+            messages.push(serde_json::json!({"role": "assistant", "content": prefix}));
+            body["continue_final_message"] = true.into();
+            body["add_generation_prompt"] = false.into();
+        }
+        body["messages"] = messages.into();
+        let (sender, receiver) = mpsc::channel();
+        let (client, settings) = (self.client.clone(), self.settings.clone());
+        let task = self.runtime.spawn(async move {
+            let request = async {
+                let url = settings.completions_url()?;
+                let response = with_retries(&settings, deadline, |left| post(&client, &settings, &url, &body, left)).await?;
+                read_stream(response, &settings, &sender).await
+            };
+            if let Err(error) = request.await {
+                let _ = sender.send(Err(error));
+            }
+        });
+        (receiver, AbortOnDrop(task.abort_handle()))
+    }
+
+    /// A reply under the schema constraint: see the module's documentation.
+    fn chat_constrained(&mut self, prompt: &ChatPrompt, constraint: &SchemaConstraint, observer: &mut dyn Observer) -> Result<Completion> {
+        let started = Instant::now();
+        let deadline = started + self.settings.timeout;
+        let mut seen = SeenTokens::default();
+        let mut reply = Reply::default();
+        let mut decoder = Constrained::new(constraint);
+        let (mut requests, mut prompt_tokens) = (0, 0);
+        let finish = 'requests: loop {
+            if reply.tokens.len() >= self.max_new_tokens {
+                break Finish::Length;
+            }
+            requests += 1;
+            reply.drop_partial_character();
+            let (events, _abort) = self.start_stream(prompt, reply.shown(), self.max_new_tokens - reply.tokens.len(), deadline);
+            loop {
+                match wait(&events, observer)?? {
+                    StreamEvent::End { stop, prompt_tokens: reported } => {
+                        if requests == 1 {
+                            prompt_tokens = reported;
+                        }
+                        break 'requests if stop { Finish::Stop } else { Finish::Length };
+                    }
+                    StreamEvent::Token { chosen, candidates } => {
+                        let chosen = seen.id(&chosen);
+                        let ranked = Reported(candidates.iter().map(|c| seen.id(c)).collect());
+                        let step = match requests <= MAX_CONSTRAINED_REQUESTS {
+                            true => decoder.choose(&seen, &ranked, &reply),
+                            false => Step::Token(chosen),
+                        };
+                        match step {
+                            Step::Token(token) | Step::Last(token) if seen.is_stop(token) => break 'requests Finish::Stop,
+                            Step::Token(token) => {
+                                reply.push(&seen, token);
+                                observer.reply(reply.shown());
+                                if token != chosen || reply.tokens.len() >= self.max_new_tokens {
+                                    continue 'requests; // the server wrote another token: ask again from here
+                                }
+                            }
+                            Step::Last(token) => {
+                                reply.push(&seen, token);
+                                observer.reply(reply.shown());
+                                break 'requests Finish::Stop;
+                            }
+                            Step::Backtrack { to, ban } => {
+                                decoder.backtrack(&mut reply, to, ban);
+                                observer.reply(reply.shown());
+                                continue 'requests;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Completion {
+            text: reply.shown().to_owned(),
+            prompt_tokens,
+            cached_tokens: 0,
+            generated_tokens: reply.tokens.len(),
+            decode_steps: reply.tokens.len().saturating_sub(1),
+            finish,
+            timings: Timings { prefill: Duration::ZERO, decode: started.elapsed() },
+        })
+    }
+}
+
+/// Runs `try_once` (given the time left) until it succeeds, fails for good, or the tries or the
+/// deadline run out, waiting between tries.
+async fn with_retries<T, F, Fut>(settings: &RemoteSettings, deadline: Instant, mut try_once: F) -> Result<T>
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, TryFailure>>,
+{
     let endpoint = settings.shown_endpoint();
     let timed_out = || Error::RemoteTimeout { endpoint: endpoint.clone(), timeout_ms: settings.timeout.as_millis() as u64 };
     let mut backoff = FIRST_BACKOFF;
@@ -286,7 +580,7 @@ async fn send_with_retries(client: reqwest::Client, settings: RemoteSettings, bo
         if left.is_zero() {
             return Err(timed_out());
         }
-        let retry_after = match try_once(&client, &settings, &url, &body, left).await {
+        let retry_after = match try_once(left).await {
             Ok(reply) => return Ok(reply),
             Err(TryFailure::Final(error)) => return Err(error),
             Err(TryFailure::Transient { reason, retry_after, timed_out }) => {
@@ -311,6 +605,52 @@ async fn send_with_retries(client: reqwest::Client, settings: RemoteSettings, bo
     Err(Error::RemoteUnavailable { endpoint, tries: TRIES, reason: last_reason })
 }
 
+fn transient(e: reqwest::Error) -> TryFailure {
+    TryFailure::Transient { timed_out: e.is_timeout(), reason: describe(e), retry_after: None }
+}
+
+/// What a server said, for an error: the key masked, cut to [`QUOTED_REPLY_CHARS`].
+fn quote(settings: &RemoteSettings, text: &str) -> String {
+    let text = settings.redact(text.trim());
+    match text.char_indices().nth(QUOTED_REPLY_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// One POST of `body`: a success is returned with its body still to read; anything else is a
+/// failure, worth another try or not.
+async fn post(
+    client: &reqwest::Client,
+    settings: &RemoteSettings,
+    url: &reqwest::Url,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> std::result::Result<reqwest::Response, TryFailure> {
+    let mut request = client.post(url.clone()).json(body).timeout(timeout);
+    if let Some(key) = settings.api_key.as_deref().filter(|key| !key.is_empty()) {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(transient)?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = response.text().await.map_err(transient)?;
+    let endpoint = settings.shown_endpoint();
+    match status.as_u16() {
+        401 | 403 => Err(TryFailure::Final(Error::RemoteUnauthorized { endpoint, status: status.as_u16() })),
+        429 | 500..=599 => Err(TryFailure::Transient { reason: format!("HTTP {status}: {}", quote(settings, &text)), retry_after, timed_out: false }),
+        _ => Err(TryFailure::Final(Error::RemoteRejected { endpoint, status: status.as_u16(), reply: quote(settings, &text) })),
+    }
+}
+
+/// One whole (not streamed) chat completion.
 async fn try_once(
     client: &reqwest::Client,
     settings: &RemoteSettings,
@@ -318,33 +658,8 @@ async fn try_once(
     body: &serde_json::Value,
     timeout: Duration,
 ) -> std::result::Result<ChatReply, TryFailure> {
-    let mut request = client.post(url.clone()).json(body).timeout(timeout);
-    if let Some(key) = settings.api_key.as_deref().filter(|key| !key.is_empty()) {
-        request = request.bearer_auth(key);
-    }
-    let transient = |e: reqwest::Error| TryFailure::Transient { timed_out: e.is_timeout(), reason: describe(e), retry_after: None };
-    let response = request.send().await.map_err(transient)?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let text = response.text().await.map_err(transient)?;
-    let quoted = || {
-        let text = settings.redact(text.trim());
-        match text.char_indices().nth(QUOTED_REPLY_CHARS) {
-            Some((cut, _)) => format!("{}…", &text[..cut]),
-            None => text,
-        }
-    };
-    let endpoint = settings.shown_endpoint();
-    match status.as_u16() {
-        200..=299 => serde_json::from_str(&text).map_err(|e| TryFailure::Final(Error::RemoteReply(format!("{e}: {}", quoted())))),
-        401 | 403 => Err(TryFailure::Final(Error::RemoteUnauthorized { endpoint, status: status.as_u16() })),
-        429 | 500..=599 => Err(TryFailure::Transient { reason: format!("HTTP {status}: {}", quoted()), retry_after, timed_out: false }),
-        _ => Err(TryFailure::Final(Error::RemoteRejected { endpoint, status: status.as_u16(), reply: quoted() })),
-    }
+    let text = post(client, settings, url, body, timeout).await?.text().await.map_err(transient)?;
+    serde_json::from_str(&text).map_err(|e| TryFailure::Final(Error::RemoteReply(format!("{e}: {}", quote(settings, &text)))))
 }
 
 /// A reqwest error in one line, with its cause (reqwest's own message is only "error sending

@@ -91,6 +91,16 @@ impl ChatTokenizer {
     }
 }
 
+impl crate::constrained::Vocabulary for ChatTokenizer {
+    fn spelling(&self, id: u32) -> &[u8] {
+        ChatTokenizer::spelling(self, id)
+    }
+
+    fn is_stop(&self, id: u32) -> bool {
+        ChatTokenizer::is_stop(self, id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,8 +48,42 @@ async fn chat(State(seen): State<Arc<Seen>>, Path(mode): Path<String>, headers: 
         // As OpenAI does, the reply quotes the key it was given.
         "auth" => (StatusCode::UNAUTHORIZED, format!("Incorrect API key provided: {}", auth.unwrap_or_default())).into_response(),
         "prose" => reply("I am not able to answer questions about pizzas."),
+        "invents" if body_streams(&seen) => invented_column_stream(&seen),
+        "invents" => reply(INVENTED_SQL),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// A statement with a column pizza_sales lacks (it has size).
+const INVENTED_SQL: &str = "```sql\nSELECT count(*) FROM pizza_sales WHERE pizza_colour = 'L'\n```";
+
+fn body_streams(seen: &Seen) -> bool {
+    seen.requests.lock().unwrap().last().unwrap().0["stream"] == json!(true)
+}
+
+/// A model that wants INVENTED_SQL, streamed a token at a time with its candidates: at the
+/// invented column its second choice is the real one. A request that continues the assistant's
+/// message is answered from there on, as a server does.
+fn invented_column_stream(seen: &Seen) -> Response {
+    let body = seen.requests.lock().unwrap().last().unwrap().0.clone();
+    let last = body["messages"].as_array().unwrap().last().unwrap().clone();
+    let tokens: &[&str] = match last["role"] == "assistant" {
+        true if last["content"].as_str().unwrap().ends_with("WHERE size") => &[" =", " 'L'", "\n```"],
+        true => &["\n```"],
+        false => &["```", "sql", "\n", "SELECT", " count", "(*)", " FROM", " pizza", "_sales", " WHERE", " pizza_colour", " =", " 'L'", "\n```"],
+    };
+    let mut events = String::new();
+    for token in tokens {
+        let mut candidates = vec![json!({"token": token, "bytes": token.as_bytes(), "logprob": -0.1})];
+        if *token == " pizza_colour" {
+            candidates.push(json!({"token": " size", "bytes": " size".as_bytes(), "logprob": -2.5}));
+        }
+        let chunk = json!({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null,
+            "logprobs": {"content": [{"token": token, "bytes": token.as_bytes(), "logprob": -0.1, "top_logprobs": candidates}]}}]});
+        events.push_str(&format!("data: {chunk}\n\n"));
+    }
+    events.push_str(&format!("data: {}\n\ndata: [DONE]\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
+    ([("content-type", "text/event-stream")], events).into_response()
 }
 
 /// The scripted server on 127.0.0.1:<random>: its base URL and what it saw.
@@ -142,6 +176,30 @@ async fn the_server_gets_the_local_prompt_greedy_with_the_token_limit_and_the_ke
     for message in messages {
         assert!(prompt.contains(message["content"].as_str().unwrap()), "what nl2sql_prompt() shows is what was sent: {message}");
     }
+}
+
+#[tokio::test]
+async fn the_schema_constraint_steers_a_remote_model_to_a_real_column() {
+    let (base, seen) = scripted_server().await;
+    let client = session(&format!("{base}/invents/v1")).await;
+    let sql: String = client.query_one("SELECT nl2sql_sql('How many large pizzas were sold?')", &[]).await.unwrap().get(0);
+    assert_eq!(sql, "SELECT count(*) FROM pizza_sales WHERE size = 'L'");
+    let requests = seen.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2, "one request, then one continuing after the correction");
+    for (body, _) in &requests {
+        assert_eq!((&body["stream"], &body["logprobs"], &body["top_logprobs"]), (&json!(true), &json!(true), &json!(20)), "{body}");
+    }
+    let second = &requests[1].0;
+    assert_eq!((&second["continue_final_message"], &second["add_generation_prompt"]), (&json!(true), &json!(false)), "{second}");
+    assert_eq!(second["messages"].as_array().unwrap().last().unwrap(), &json!({"role": "assistant", "content": "```sql\nSELECT count(*) FROM pizza_sales WHERE size"}));
+
+    // Without the constraint the same model's column reaches the checker, and no repair helps.
+    seen.requests.lock().unwrap().clear();
+    client.batch_execute("SET nl2sql.constrained_decoding = off").await.unwrap();
+    let (code, text) = error_of(&client, "SELECT nl2sql_sql('How many large pizzas were sold?')").await;
+    assert_eq!(code, "42000", "{text}");
+    assert!(text.contains("pizza_colour"), "{text}");
+    assert!(seen.requests.lock().unwrap().iter().all(|(body, _)| body["stream"] == json!(false) && body.get("logprobs").is_none()));
 }
 
 #[tokio::test]

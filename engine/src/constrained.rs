@@ -1,0 +1,181 @@
+//! The decoder's side of the schema constraint: of the tokens a model ranks next, take the most
+//! likely one that keeps the statement possible, and go back a few tokens when a word turns out to
+//! name nothing. Shared by local decoding (generate.rs, every token of the vocabulary ranked by
+//! its logits) and remote decoding (remote.rs, the top candidates a server reports per token).
+
+use crate::constraint::{SchemaConstraint, Verdict};
+use std::collections::HashMap;
+
+/// Backtracks allowed per reply: each re-generates a few tokens; past this, the constraint only
+/// rejects candidates (it never loops).
+const MAX_BACKTRACKS: usize = 12;
+/// Candidates ranked at once when the most likely token is refused; all of them if none of
+/// these is allowed.
+const RANKED_CANDIDATES: usize = 256;
+
+/// What token ids spell.
+pub(crate) trait Vocabulary {
+    /// The bytes token `id` stands for (nothing for control tokens).
+    fn spelling(&self, id: u32) -> &[u8];
+    /// Whether `id` ends the reply.
+    fn is_stop(&self, id: u32) -> bool;
+}
+
+/// The candidates for the next token, best first.
+pub(crate) trait Ranking {
+    /// How many there are.
+    fn len(&self) -> usize;
+    /// The `count` best (`count` ≤ [`Ranking::len`]), best first.
+    fn best(&self, count: usize) -> Vec<u32>;
+}
+
+/// What the decoder does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Emit this token.
+    Token(u32),
+    /// Emit this token; the statement is complete, stop after it.
+    Last(u32),
+    /// Go back to generated token `to` (forbidding what was there when `ban` is set).
+    Backtrack { to: usize, ban: bool },
+}
+
+/// The reply so far, as the constraint and the observer see it.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    pub(crate) tokens: Vec<u32>,
+    /// Its bytes, and where each token's bytes end.
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Reply {
+    pub(crate) fn push(&mut self, vocabulary: &dyn Vocabulary, token: u32) {
+        self.tokens.push(token);
+        self.text.extend_from_slice(vocabulary.spelling(token));
+        self.ends.push(self.text.len());
+    }
+
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.tokens.truncate(len);
+        self.ends.truncate(len);
+        self.text.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+
+    /// Drops the last tokens while the text ends inside a character (a reply continued elsewhere
+    /// is sent as text).
+    pub(crate) fn drop_partial_character(&mut self) {
+        while let Err(e) = std::str::from_utf8(&self.text) {
+            if e.error_len().is_some() || self.tokens.is_empty() {
+                break;
+            }
+            self.truncate(self.tokens.len() - 1);
+        }
+    }
+
+    /// The text as far as it is whole characters (a token can end inside one).
+    pub(crate) fn shown(&self) -> &str {
+        match std::str::from_utf8(&self.text) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&self.text[..e.valid_up_to()]).expect("valid up to there"),
+        }
+    }
+
+    /// Where the SQL starts: after the opening fence line (```sql) the model writes first, or at
+    /// once if it writes SQL without one; `None` while the fence line is still being written.
+    fn sql_start(text: &[u8]) -> Option<usize> {
+        if text.starts_with(b"```") {
+            text.iter().position(|&b| b == b'\n').map(|newline| newline + 1)
+        } else if b"```".starts_with(text) {
+            None
+        } else {
+            Some(0)
+        }
+    }
+
+    /// The index of the token whose bytes hold byte `at`.
+    fn token_at(&self, at: usize) -> usize {
+        self.ends.partition_point(|&end| end <= at)
+    }
+}
+
+/// The schema constraint and what it learnt while backtracking.
+pub(crate) struct Constrained<'c> {
+    constraint: &'c SchemaConstraint,
+    /// Tokens refused at a position (by generated index) after backtracking from there.
+    bans: HashMap<usize, Vec<u32>>,
+    /// Aliases known to be bound to tables (found later in the statement, then backtracked).
+    hypotheses: HashMap<String, usize>,
+    backtracks: usize,
+}
+
+impl<'c> Constrained<'c> {
+    pub(crate) fn new(constraint: &'c SchemaConstraint) -> Self {
+        Self { constraint, bans: HashMap::new(), hypotheses: HashMap::new(), backtracks: 0 }
+    }
+
+    /// Goes back to generated token `to`, forbidding the token there when `ban` is set.
+    pub(crate) fn backtrack(&mut self, reply: &mut Reply, to: usize, ban: bool) {
+        if ban {
+            self.bans.entry(to).or_default().push(reply.tokens[to]);
+        }
+        reply.truncate(to);
+    }
+
+    /// The most likely token that keeps the statement possible.
+    pub(crate) fn choose(&mut self, vocabulary: &dyn Vocabulary, ranking: &dyn Ranking, reply: &Reply) -> Step {
+        let position = reply.tokens.len();
+        let banned = self.bans.get(&position).cloned().unwrap_or_default();
+        let Some(&best) = ranking.best(1).first() else { return Step::Token(0) };
+        let mut first_allowed = true;
+        let mut candidate_text = reply.text.clone();
+        let mut tried = 0;
+        for round in [1, RANKED_CANDIDATES, ranking.len()] {
+            let round = round.min(ranking.len());
+            if round <= tried {
+                continue;
+            }
+            let candidates = if round == 1 { vec![best] } else { ranking.best(round) };
+            for &token in candidates.iter().skip(tried) {
+                if banned.contains(&token) {
+                    continue;
+                }
+                // Stopping is judged as closing the code block there.
+                let spelling = match vocabulary.is_stop(token) {
+                    true => b"\n```".as_slice(),
+                    false => vocabulary.spelling(token),
+                };
+                candidate_text.truncate(reply.text.len());
+                candidate_text.extend_from_slice(spelling);
+                let Some(sql_start) = Reply::sql_start(&candidate_text) else {
+                    return Step::Token(token); // still the ```sql line
+                };
+                // Byte offsets of the verdict are the SQL's; the reply's are `sql_start` further on.
+                let at = |offset: usize| reply.token_at(sql_start + offset);
+                match self.constraint.check(&candidate_text[sql_start..], &self.hypotheses) {
+                    Verdict::Viable | Verdict::Complete { .. } if vocabulary.is_stop(token) => return Step::Token(token),
+                    Verdict::Viable => return Step::Token(token),
+                    Verdict::Complete { .. } => return Step::Last(token),
+                    Verdict::Conflict { alias, relation, use_start } if self.backtracks < MAX_BACKTRACKS => {
+                        // The model bound `alias` to this table; an earlier `alias.column` does not
+                        // fit it. Write that part again, knowing the binding.
+                        self.hypotheses.insert(alias, relation);
+                        self.backtracks += 1;
+                        return Step::Backtrack { to: at(use_start), ban: false };
+                    }
+                    Verdict::Dead { word_start: Some(start) } if first_allowed && self.backtracks < MAX_BACKTRACKS && at(start) < position => {
+                        // The word the model wanted ends here and names nothing: choose another
+                        // word where it began.
+                        self.backtracks += 1;
+                        return Step::Backtrack { to: at(start), ban: true };
+                    }
+                    Verdict::Conflict { .. } | Verdict::Dead { .. } => first_allowed = false,
+                }
+            }
+            tried = round;
+        }
+        // Nothing keeps the statement possible (the schema cannot answer this): let the model write
+        // what it wants; the checker and the repair turn deal with it.
+        Step::Token(best)
+    }
+}
