@@ -179,3 +179,94 @@ impl<'c> Constrained<'c> {
         Step::Token(best)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Schema;
+
+    /// A vocabulary of whole words, numbered as first seen; `<stop>` ends the reply.
+    #[derive(Default)]
+    struct Words(Vec<&'static str>);
+
+    impl Words {
+        fn id(&mut self, word: &'static str) -> u32 {
+            match self.0.iter().position(|w| *w == word) {
+                Some(id) => id as u32,
+                None => {
+                    self.0.push(word);
+                    self.0.len() as u32 - 1
+                }
+            }
+        }
+    }
+
+    impl Vocabulary for Words {
+        fn spelling(&self, id: u32) -> &[u8] {
+            if self.is_stop(id) { b"" } else { self.0[id as usize].as_bytes() }
+        }
+
+        fn is_stop(&self, id: u32) -> bool {
+            self.0[id as usize] == "<stop>"
+        }
+    }
+
+    struct Listed(Vec<u32>);
+
+    impl Ranking for Listed {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        fn best(&self, count: usize) -> Vec<u32> {
+            self.0[..count].to_vec()
+        }
+    }
+
+    /// Decodes under the sales schema's constraint with a stub model: `prefers` ranks the next
+    /// words given the text so far.
+    fn decode(prefers: impl Fn(&str) -> Vec<&'static str>) -> String {
+        let constraint = SchemaConstraint::new(&Schema::from_ddl(include_str!("../examples/sales.sql")).unwrap());
+        let mut decoder = Constrained::new(&constraint);
+        let (mut words, mut reply) = (Words::default(), Reply::default());
+        for _ in 0..64 {
+            let ranked = Listed(prefers(reply.shown()).into_iter().map(|w| words.id(w)).collect());
+            match decoder.choose(&words, &ranked, &reply) {
+                Step::Token(token) if words.is_stop(token) => break,
+                Step::Token(token) => reply.push(&words, token),
+                Step::Last(token) => {
+                    reply.push(&words, token);
+                    break;
+                }
+                Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
+            }
+        }
+        reply.shown().to_owned()
+    }
+
+    #[test]
+    fn a_model_that_prefers_an_invented_column_is_steered_to_a_real_one() {
+        let sql = decode(|text| match text {
+            "" => vec!["SELECT count(*) FROM products WHERE"],
+            t if t.ends_with("WHERE") => vec![" colour", " category"],
+            t if t.ends_with("colour") || t.ends_with("category") => vec![" = 'toys'"],
+            _ => vec!["<stop>"],
+        });
+        assert_eq!(sql, "SELECT count(*) FROM products WHERE category = 'toys'");
+    }
+
+    #[test]
+    fn extract_over_an_integer_goes_back_to_extract_itself() {
+        // The model wants EXTRACT(YEAR FROM quantity); refused at `)`, it goes back to EXTRACT,
+        // which is then banned there, and takes its next choice.
+        let sql = decode(|text| match text {
+            "" => vec!["SELECT"],
+            "SELECT" => vec![" EXTRACT(YEAR FROM", " quantity"],
+            t if t.ends_with("FROM") && t.contains("EXTRACT") => vec![" quantity"],
+            t if t.ends_with("EXTRACT(YEAR FROM quantity") => vec![")"],
+            t if t.ends_with("quantity") || t.ends_with(')') => vec![" FROM order_items"],
+            _ => vec!["\n```"],
+        });
+        assert_eq!(sql, "SELECT quantity FROM order_items\n```");
+    }
+}
