@@ -29,6 +29,19 @@ pub(crate) trait Ranking {
     fn best(&self, count: usize) -> Vec<u32>;
 }
 
+/// Candidates already ranked, best first (what a server reports per token).
+pub(crate) struct Ranked(pub(crate) Vec<u32>);
+
+impl Ranking for Ranked {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn best(&self, count: usize) -> Vec<u32> {
+        self.0[..count].to_vec()
+    }
+}
+
 /// What the decoder does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -211,18 +224,6 @@ mod tests {
         }
     }
 
-    struct Listed(Vec<u32>);
-
-    impl Ranking for Listed {
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-
-        fn best(&self, count: usize) -> Vec<u32> {
-            self.0[..count].to_vec()
-        }
-    }
-
     /// Decodes under the sales schema's constraint with a stub model: `prefers` ranks the next
     /// words given the text so far.
     fn decode(prefers: impl Fn(&str) -> Vec<&'static str>) -> String {
@@ -230,7 +231,7 @@ mod tests {
         let mut decoder = Constrained::new(&constraint);
         let (mut words, mut reply) = (Words::default(), Reply::default());
         for _ in 0..64 {
-            let ranked = Listed(prefers(reply.shown()).into_iter().map(|w| words.id(w)).collect());
+            let ranked = Ranked(prefers(reply.shown()).into_iter().map(|w| words.id(w)).collect());
             match decoder.choose(&words, &ranked, &reply) {
                 Step::Token(token) if words.is_stop(token) => break,
                 Step::Token(token) => reply.push(&words, token),

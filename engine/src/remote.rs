@@ -23,7 +23,7 @@
 //! the stream is dropped and a new request continues the assistant's message from the accepted
 //! text (`continue_final_message`; the server's prompt cache makes that cheap).
 
-use crate::constrained::{Constrained, Ranking, Reply, Step, Vocabulary};
+use crate::constrained::{Constrained, Ranked, Reply, Step, Vocabulary};
 use crate::constraint::SchemaConstraint;
 use crate::error::{Error, Result};
 use crate::generate::{Completion, Finish, Observer, Timings};
@@ -218,6 +218,16 @@ impl RemoteModel {
         self.max_new_tokens = max_new_tokens;
     }
 
+    /// A chat completion request for `prompt`: the same messages the local model gets, greedy.
+    fn request_body(&self, prompt: &ChatPrompt, max_tokens: usize) -> serde_json::Value {
+        serde_json::json!({
+            "model": self.settings.model,
+            "messages": prompt.messages.iter().map(|m| serde_json::json!({"role": m.role.name(), "content": m.content})).collect::<Vec<_>>(),
+            "temperature": 0,
+            "max_tokens": max_tokens,
+        })
+    }
+
     /// Sends `prompt` and waits for the reply, asking `observer` between short waits whether to
     /// go on; the request is aborted however this returns or unwinds.
     pub fn chat(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
@@ -225,13 +235,8 @@ impl RemoteModel {
     }
 
     fn chat_whole(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
-        let body = serde_json::json!({
-            "model": self.settings.model,
-            "messages": prompt.messages.iter().map(|m| serde_json::json!({"role": m.role.name(), "content": m.content})).collect::<Vec<_>>(),
-            "temperature": 0,
-            "max_tokens": self.max_new_tokens,
-            "stream": false,
-        });
+        let mut body = self.request_body(prompt, self.max_new_tokens);
+        body["stream"] = false.into();
         let started = Instant::now();
         let (sender, receiver) = mpsc::sync_channel(1);
         let (client, settings, deadline) = (self.client.clone(), self.settings.clone(), started + self.settings.timeout);
@@ -386,19 +391,6 @@ impl Vocabulary for SeenTokens {
     }
 }
 
-/// The server's candidates for one token, best first.
-struct Reported(Vec<u32>);
-
-impl Ranking for Reported {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn best(&self, count: usize) -> Vec<u32> {
-        self.0[..count].to_vec()
-    }
-}
-
 /// Reads the server-sent events of a streamed chat completion, passing each token on.
 async fn read_stream(response: reqwest::Response, settings: &RemoteSettings, events: &mpsc::Sender<Result<StreamEvent>>) -> Result<()> {
     let endpoint = settings.shown_endpoint();
@@ -467,22 +459,16 @@ async fn read_stream(response: reqwest::Response, settings: &RemoteSettings, eve
 impl RemoteModel {
     /// Starts streaming a reply to `prompt` that continues `prefix` (the assistant's text so far).
     fn start_stream(&self, prompt: &ChatPrompt, prefix: &str, max_tokens: usize, deadline: Instant) -> (mpsc::Receiver<Result<StreamEvent>>, AbortOnDrop) {
-        let mut messages: Vec<serde_json::Value> = prompt.messages.iter().map(|m| serde_json::json!({"role": m.role.name(), "content": m.content})).collect();
-        let mut body = serde_json::json!({
-            "model": self.settings.model,
-            "temperature": 0,
-            "max_tokens": max_tokens,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-            "logprobs": true,
-            "top_logprobs": TOP_LOGPROBS,
-        });
+        let mut body = self.request_body(prompt, max_tokens);
+        body["stream"] = true.into();
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+        body["logprobs"] = true.into();
+        body["top_logprobs"] = TOP_LOGPROBS.into();
         if !prefix.is_empty() {
-            messages.push(serde_json::json!({"role": "assistant", "content": prefix}));
+            body["messages"].as_array_mut().expect("messages").push(serde_json::json!({"role": "assistant", "content": prefix}));
             body["continue_final_message"] = true.into();
             body["add_generation_prompt"] = false.into();
         }
-        body["messages"] = messages.into();
         let (sender, receiver) = mpsc::channel();
         let (client, settings) = (self.client.clone(), self.settings.clone());
         let task = self.runtime.spawn(async move {
@@ -523,7 +509,7 @@ impl RemoteModel {
                     }
                     StreamEvent::Token { chosen, candidates } => {
                         let chosen = seen.id(&chosen);
-                        let ranked = Reported(candidates.iter().map(|c| seen.id(c)).collect());
+                        let ranked = Ranked(candidates.iter().map(|c| seen.id(c)).collect());
                         let step = match requests <= MAX_CONSTRAINED_REQUESTS {
                             true => decoder.choose(&seen, &ranked, &reply),
                             false => Step::Token(chosen),
