@@ -15,13 +15,23 @@
 //!   date_trunc and date_part read one; no aggregate directly inside another.
 //!
 //! Quoted identifiers obey the same rules, case-sensitively. Strings, numbers and comments are
-//! free. After the statement ends (`;` or the closing ``` fence) nothing may follow, and every
-//! unqualified column must belong to a table the statement reads (scopes are not tracked: any
-//! table bound anywhere in it counts; with a CTE or sub-query in FROM this is not checked).
+//! free. After the statement ends (`;` or the closing ``` fence) nothing may follow.
+//!
+//! Each query (the statement, a sub-query, a CTE's body) has its scope, the relations its FROM
+//! reads. When it ends, each unqualified column it used must belong to one of them; one its scope
+//! lacks may be an outer query's (a correlated sub-query) and is checked there, except in a CTE's
+//! body, which sees no outer query. An output name counts as a column only alone in its query's
+//! GROUP BY or ORDER BY, as in PostgreSQL. With a CTE, sub-query or function in a scope, whose
+//! columns are not tracked, its columns are not checked.
+//!
+//! Types, where they are cheap to know ([`crate::value_kind`]): a comparison `a op b` of a
+//! column with a column or literal of another kind (`text = bigint`, a number with `'Machine
+//! Learning'`), LIKE over a number or date, and a cast of a number column to a date or interval
+//! (or back) are refused; the column written last is the one the model writes again.
 //!
 //! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
-//! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that turns out wrong is reported as
-//! a [`Verdict::Conflict`]; the decoder then backtracks to the `x.col` it contradicts and writes it
+//! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that
+//! turns out wrong is reported as a [`Verdict::Conflict`]; the decoder then backtracks to the `x.col` it contradicts and writes it
 //! again knowing what `x` is (the chosen design: the model keeps its choice of table, the column
 //! is corrected). A word that turns out invalid only when it ends (a column name is valid as a
 //! prefix until the next character) is reported with where it starts, so the decoder can go back
@@ -29,6 +39,7 @@
 
 use crate::schema::Schema;
 use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, NUMBER_FUNCTIONS, TYPE_WORDS};
+use crate::value_kind::{reads_as_number, ValueKind};
 use std::collections::HashMap;
 
 /// What the text so far allows.
@@ -50,8 +61,8 @@ pub(crate) enum Verdict {
 struct Relation {
     schema: Option<String>,
     name: String,
-    /// Column names and whether each holds dates or times.
-    columns: Vec<(String, bool)>,
+    /// Column names and the kind of value each holds.
+    columns: Vec<(String, ValueKind)>,
     /// The columns of type `date` (one date minus another is a number of days, not an interval).
     dates: Vec<String>,
 }
@@ -67,12 +78,6 @@ pub struct SchemaConstraint {
     words: Vec<String>,
 }
 
-/// Date, time, timestamp and interval types, as format_type() writes them.
-fn is_temporal(data_type: &str) -> bool {
-    let t = data_type.to_ascii_lowercase();
-    t.starts_with("date") || t.starts_with("time") || t.starts_with("interval")
-}
-
 impl SchemaConstraint {
     pub fn new(schema: &Schema) -> Self {
         let relations: Vec<Relation> = schema
@@ -81,13 +86,13 @@ impl SchemaConstraint {
             .map(|t| Relation {
                 schema: t.schema.clone(),
                 name: t.name.clone(),
-                columns: t.columns.iter().map(|c| (c.name.clone(), is_temporal(&c.data_type))).collect(),
+                columns: t.columns.iter().map(|c| (c.name.clone(), ValueKind::of_data_type(&c.data_type))).collect(),
                 dates: t.columns.iter().filter(|c| c.data_type.eq_ignore_ascii_case("date")).map(|c| c.name.clone()).collect(),
             })
             .collect();
         let mut columns: HashMap<String, bool> = HashMap::new();
-        for (name, temporal) in relations.iter().flat_map(|r| &r.columns) {
-            *columns.entry(name.clone()).or_default() |= *temporal;
+        for (name, kind) in relations.iter().flat_map(|r| &r.columns) {
+            *columns.entry(name.clone()).or_default() |= *kind == ValueKind::Temporal;
         }
         let mut words: Vec<String> = [KEYWORDS, FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].concat().iter().map(|w| w.to_string()).collect();
         words.extend(columns.keys().cloned());
@@ -108,7 +113,7 @@ impl SchemaConstraint {
     /// bound to tables (learnt by backtracking).
     pub(crate) fn check(&self, text: &[u8], hypotheses: &HashMap<String, usize>) -> Verdict {
         let lexemes = lex(text);
-        Walk { constraint: self, hypotheses, text, lexemes: &lexemes, frames: vec![Frame::new(FrameKind::Statement)], bindings: HashMap::new(), ctes: Vec::new(), outputs: Vec::new(), pending: Vec::new(), qualifiers: Vec::new(), unqualified: Vec::new(), declared_at: None, current: 0 }.run()
+        Walk { constraint: self, hypotheses, text, lexemes: &lexemes, frames: vec![Frame::new(FrameKind::Statement)], bindings: HashMap::new(), ctes: Vec::new(), outputs: Vec::new(), pending: Vec::new(), qualifiers: Vec::new(), declared_at: None, current: 0 }.run()
     }
 
     fn relation_named(&self, word: &Word) -> Option<usize> {
@@ -124,7 +129,11 @@ impl SchemaConstraint {
     }
 
     fn column_temporal(&self, relation: usize, name: &str) -> bool {
-        self.relations[relation].columns.iter().any(|(c, t)| c == name && *t)
+        self.column_value_kind(relation, name) == Some(ValueKind::Temporal)
+    }
+
+    fn column_value_kind(&self, relation: usize, name: &str) -> Option<ValueKind> {
+        self.relations[relation].columns.iter().find(|(c, _)| c == name).map(|(_, kind)| *kind)
     }
 }
 
@@ -367,6 +376,22 @@ struct Frame {
     temporal_source: Option<usize>,
     /// The conditions joined by AND / OR so far in the current WHERE, ON, HAVING or WHEN.
     conditions: Conditions,
+    /// A query's scope: the relations its FROM reads (its sub-queries see them too).
+    scope: Vec<Bound>,
+    /// A query's unqualified columns, and those of its sub-queries that their own scope lacks:
+    /// checked against the scope when the query ends.
+    columns: Vec<ColumnUse>,
+}
+
+/// An unqualified word that can only be a column (or an output name).
+#[derive(Debug, Clone)]
+struct ColumnUse {
+    name: String,
+    /// Where it starts.
+    start: usize,
+    /// It stands in its query's GROUP BY or ORDER BY, where an output name of the query may be
+    /// used (nowhere else: not in the SELECT list that declares it, nor in WHERE or HAVING).
+    output_allowed: bool,
 }
 
 /// The conditions of one boolean expression, to refuse one written twice: the loop a small model
@@ -391,7 +416,7 @@ impl Conditions {
 
 impl Frame {
     fn new(kind: FrameKind) -> Self {
-        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default() }
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default(), scope: Vec::new(), columns: Vec::new() }
     }
 
     fn function(&self) -> Option<&str> {
@@ -400,6 +425,21 @@ impl Frame {
             _ => None,
         }
     }
+
+    fn is_query(&self) -> bool {
+        matches!(self.kind, FrameKind::Statement | FrameKind::Query)
+    }
+}
+
+/// One side of a comparison.
+enum Operand {
+    /// A column of a known kind, and where its name starts.
+    Column(ValueKind, usize),
+    /// A string literal, and whether it reads as a number.
+    Text(bool),
+    Number,
+    /// A column whose kind is not known.
+    Unknown,
 }
 
 /// `alias.column` written before `alias` was bound, checked when it is.
@@ -425,8 +465,6 @@ struct Walk<'a> {
     pending: Vec<PendingUse>,
     /// Every `qualifier.` written, and where it starts.
     qualifiers: Vec<(String, usize)>,
-    /// Every unqualified word that can only be a column, and where it starts.
-    unqualified: Vec<(String, usize)>,
     /// The lexeme that last declared a name (an alias or CTE name).
     declared_at: Option<usize>,
     /// The lexeme being walked.
@@ -458,6 +496,12 @@ fn clause_rank(keyword: &str) -> Option<u8> {
     })
 }
 
+/// Keywords that end a condition and start the next (the AND / OR that join conditions aside).
+const CONDITION_BOUNDARIES: &[&str] = &[
+    "case", "else", "end", "except", "from", "group", "having", "intersect", "join", "limit", "on", "order", "select", "then",
+    "union", "using", "when", "where",
+];
+
 /// Functions whose parentheses hold `FROM` that is not a FROM clause.
 const FROM_FUNCTIONS: &[&str] = &["extract", "overlay", "substring", "trim"];
 
@@ -467,6 +511,11 @@ const TABLE_FUNCTIONS: &[&str] = &["generate_series", "json_array_elements", "js
 impl Walk<'_> {
     fn frame(&mut self) -> &mut Frame {
         self.frames.last_mut().expect("the statement frame is never popped")
+    }
+
+    /// The innermost query (the statement itself at the outermost level).
+    fn query_frame(&mut self) -> &mut Frame {
+        self.frames.iter_mut().rev().find(|f| f.is_query()).expect("the statement frame is a query")
     }
 
     fn resolve(&self, qualifier: &Word) -> Option<Bound> {
@@ -498,8 +547,11 @@ impl Walk<'_> {
                     if let Some((_, start)) = self.qualifiers.iter().find(|(q, _)| !self.bindings.contains_key(q) && !self.ctes.contains(q)) {
                         return Verdict::Dead { word_start: Some(*start) };
                     }
-                    return match self.out_of_scope_column() {
-                        Some(start) => Verdict::Dead { word_start: Some(start) },
+                    if let Some(start) = self.mismatched_comparison(self.frames[0].conditions.from, index) {
+                        return Verdict::Dead { word_start: Some(start) };
+                    }
+                    return match self.unresolved_columns(&self.frames[0]).first() {
+                        Some(column) => Verdict::Dead { word_start: Some(column.start) },
                         None => Verdict::Complete { end: *at },
                     };
                 }
@@ -606,7 +658,8 @@ impl Walk<'_> {
             // allowed anywhere, as type words are.
             Expect::Type => {
                 self.frame().expect = Expect::Any;
-                match !word.quoted && sql_names::contains(TYPE_WORDS, &word.name) {
+                let impossible_cast = self.cast_source(index).is_some_and(|kind| kind.cannot_cast_to(ValueKind::of_type_word(&word.name)));
+                match !word.quoted && sql_names::contains(TYPE_WORDS, &word.name) && !impossible_cast {
                     true => Verdict::Viable,
                     false => dead,
                 }
@@ -737,6 +790,125 @@ impl Walk<'_> {
         }
     }
 
+    /// In a condition of the form `a op b` (from byte `from` to lexeme `to`), where `op` compares
+    /// (`=`, `<>`, `<`, LIKE, ...) and each side is a column or a literal: where the side that makes
+    /// it an error starts (a text column compared with a number, a number with a string that is
+    /// no number, LIKE over a number or a date). Either side blamed is a column: the literal is
+    /// the question's, the column the model's choice; of two columns, the one written last.
+    fn mismatched_comparison(&self, from: usize, to: usize) -> Option<usize> {
+        let first = self.lexemes[..to].partition_point(|(_, at)| *at < from);
+        let (left, mut k) = self.operand(first, to)?;
+        let is_word = |k: usize, names: &[&str]| matches!(&self.lexemes[k].0, Lexeme::Word(w) if !w.quoted && names.contains(&w.name.as_str()));
+        let operator_byte = |k: usize| self.lexemes[k].0 == Lexeme::Other && matches!(self.text[self.lexemes[k].1], b'<' | b'>' | b'=' | b'!');
+        let operator_start = k;
+        let like = k < to && is_word(k, &["not", "like", "ilike"]);
+        if like {
+            while k < to && is_word(k, &["not", "like", "ilike"]) {
+                k += 1;
+            }
+        } else {
+            while k < to && operator_byte(k) && self.lexemes[k].1 == self.lexemes[operator_start].1 + (k - operator_start) {
+                k += 1;
+            }
+            let operator = &self.text[self.lexemes.get(operator_start)?.1..][..k - operator_start];
+            if !matches!(operator, b"=" | b"<>" | b"!=" | b"<" | b">" | b"<=" | b">=") {
+                return None;
+            }
+        }
+        let (right, end) = self.operand(k, to)?;
+        if end != to {
+            return None;
+        }
+        match (left, right) {
+            (Operand::Column(kind, start), _) if like => matches!(kind, ValueKind::Number | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
+            (_, _) if like => None,
+            (Operand::Column(a, _), Operand::Column(b, start)) => a.clashes_with(b).then_some(start),
+            (Operand::Column(kind, start), literal) | (literal, Operand::Column(kind, start)) => match literal {
+                Operand::Number => matches!(kind, ValueKind::Text | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
+                Operand::Text(number) => (kind == ValueKind::Number && !number).then_some(start),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A column (`c` or `x.c`) or literal at lexeme `k` (before `to`), and the lexeme after it.
+    fn operand(&self, k: usize, to: usize) -> Option<(Operand, usize)> {
+        let lexeme = |i: usize| self.lexemes[..to].get(i).map(|(l, _)| l);
+        let column = |i: usize| match &self.lexemes[i].0 {
+            Lexeme::Word(word) => self.reference_kind(i).map_or(Operand::Unknown, |kind| Operand::Column(kind, word.start)),
+            _ => Operand::Unknown,
+        };
+        match (lexeme(k)?, lexeme(k + 1), lexeme(k + 2)) {
+            (Lexeme::Word(_), Some(Lexeme::Dot), Some(Lexeme::Word(_))) => Some((column(k + 2), k + 3)),
+            (Lexeme::Word(_), Some(Lexeme::Dot | Lexeme::Open), _) => None,
+            (Lexeme::Word(_), _, _) => Some((column(k), k + 1)),
+            (Lexeme::Str, _, _) => Some((Operand::Text(reads_as_number(&self.string_contents(self.lexemes[k].1))), k + 1)),
+            (Lexeme::Other, _, _) if self.text[self.lexemes[k].1].is_ascii_digit() => Some((Operand::Number, k + 1)),
+            _ => None,
+        }
+    }
+
+    /// For the type word at lexeme `k`, the kind of the column it casts when that is a column
+    /// alone: `c::type`, `x.c::type`, `CAST(c AS type)`, `CAST(x.c AS type)`.
+    fn cast_source(&self, k: usize) -> Option<ValueKind> {
+        let lexeme = |back: usize| k.checked_sub(back).map(|i| &self.lexemes[i].0);
+        let column = match lexeme(1)? {
+            Lexeme::DoubleColon => k.checked_sub(2)?,
+            Lexeme::Word(w) if !w.quoted && w.name == "as" => {
+                let qualified = lexeme(3) == Some(&Lexeme::Dot);
+                let open = if qualified { lexeme(5) } else { lexeme(3) };
+                if open != Some(&Lexeme::Open) || !matches!(lexeme(if qualified { 6 } else { 4 }), Some(Lexeme::Word(w)) if w.name == "cast") {
+                    return None;
+                }
+                k - 2
+            }
+            _ => return None,
+        };
+        matches!(self.lexemes.get(column)?.0, Lexeme::Word(_)).then_some(())?;
+        self.reference_kind(column)
+    }
+
+    /// The contents of the string literal whose opening quote is at byte `at`.
+    fn string_contents(&self, at: usize) -> String {
+        let mut contents = Vec::new();
+        let mut i = at + 1;
+        while i < self.text.len() {
+            if self.text[i] == b'\'' {
+                if self.text.get(i + 1) != Some(&b'\'') {
+                    break;
+                }
+                i += 1;
+            }
+            contents.push(self.text[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&contents).into_owned()
+    }
+
+    /// The kind of value the column at lexeme `k` holds: a column of the table its qualifier is
+    /// bound to, or, unqualified, of the tables of its query's scope that have it (when they
+    /// agree). `None` when that is not known.
+    fn reference_kind(&self, k: usize) -> Option<ValueKind> {
+        let Lexeme::Word(word) = &self.lexemes[k].0 else { return None };
+        if let (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot)) = (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
+            return match self.resolve(qualifier) {
+                Some(Bound::Table(relation)) => self.constraint.column_value_kind(relation, &word.name),
+                _ => None,
+            };
+        }
+        if self.is_known_word(word) || self.is_declared(word) {
+            return None;
+        }
+        let scope = &self.frames.iter().rev().find(|f| f.is_query()).expect("the statement frame is a query").scope;
+        let mut kinds = scope.iter().filter_map(|b| match b {
+            Bound::Table(t) => self.constraint.column_value_kind(*t, &word.name),
+            Bound::Opaque => None,
+        });
+        let kind = kinds.next()?;
+        kinds.all(|k| k == kind).then_some(kind)
+    }
+
     /// The index of the `)` that closes the `(` at lexeme `open`.
     fn matching_close(&self, open: usize) -> Option<usize> {
         let mut depth = 0;
@@ -771,6 +943,7 @@ impl Walk<'_> {
             }
             return match self.constraint.relation_in_schema(&qualifier.name, word) {
                 Some(relation) => {
+                    self.query_frame().scope.push(Bound::Table(relation));
                     self.frame().expect = Expect::AfterTable(Bound::Table(relation));
                     Verdict::Viable
                 }
@@ -872,6 +1045,7 @@ impl Walk<'_> {
         };
         // A table's own name qualifies its columns until an alias replaces it.
         self.bindings.insert(word.name.clone(), bound);
+        self.query_frame().scope.push(bound);
         let verdict = self.check_pending(&word.name, bound);
         self.frame().expect = Expect::AfterTable(bound);
         verdict
@@ -919,6 +1093,16 @@ impl Walk<'_> {
             self.frame().expect = Expect::Any;
             return Verdict::Viable;
         }
+        let frame = self.frames.last().expect("a frame");
+        let ends_condition = match word.name.as_str() {
+            "and" => !frame.conditions.between,
+            name => name == "or" || CONDITION_BOUNDARIES.contains(&name),
+        };
+        if ends_condition {
+            if let Some(start) = self.mismatched_comparison(frame.conditions.from, self.current) {
+                return Verdict::Dead { word_start: Some(start) };
+            }
+        }
         let text = self.text;
         let frame = self.frame();
         let conditions = &mut frame.conditions;
@@ -935,7 +1119,7 @@ impl Walk<'_> {
                 conditions.connector = Some(word.start);
                 conditions.from = word.start + word.name.len();
             }
-            "where" | "on" | "having" | "when" | "then" | "else" | "end" | "case" | "select" | "from" | "join" | "group" | "order" | "limit" | "union" | "intersect" | "except" | "using" => {
+            name if CONDITION_BOUNDARIES.contains(&name) => {
                 *conditions = Conditions::starting_at(word.start + word.name.len());
             }
             _ => {}
@@ -1039,36 +1223,35 @@ impl Walk<'_> {
         }
     }
 
-    /// Remembers a word that can only be a column, to check at the end that a table of the
-    /// statement has it.
+    /// Remembers a word that can only be a column (or an output name), to check when its query
+    /// ends that a relation in scope has it.
     fn note_unqualified_column(&mut self, word: &Word) {
         let other_meaning = (!word.quoted && [KEYWORDS, FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)))
             || self.constraint.relation_named(word).is_some()
-            || self.is_declared(word);
-        if self.constraint.columns.contains_key(&word.name) && !other_meaning {
-            self.unqualified.push((word.name.clone(), word.start));
+            || self.bindings.contains_key(&word.name)
+            || self.ctes.contains(&word.name);
+        if other_meaning || !(self.constraint.columns.contains_key(&word.name) || self.outputs.contains(&word.name)) {
+            return;
         }
+        let frame = self.frames.last().expect("a frame");
+        // clause_rank: 4 is GROUP BY, 7 ORDER BY.
+        let output_allowed = frame.is_query() && matches!(frame.rank, 4 | 7);
+        self.query_frame().columns.push(ColumnUse { name: word.name.clone(), start: word.start, output_allowed });
     }
 
-    /// The start of the first unqualified column that no table of the statement has. Scopes
-    /// are not tracked, so a column of any table bound anywhere in the statement counts (an
-    /// outer query's columns are visible in its sub-queries); with a CTE, sub-query or function
-    /// in FROM, whose columns are not known, nothing is checked.
-    fn out_of_scope_column(&self) -> Option<usize> {
-        let mut tables = Vec::new();
-        for bound in self.bindings.values() {
-            match bound {
-                Bound::Table(relation) => tables.push(*relation),
-                Bound::Opaque => return None,
-            }
+    /// The columns used in the query of `frame` that no relation of its scope has. When the scope
+    /// holds a CTE, sub-query or function, whose columns are not tracked, none.
+    fn unresolved_columns(&self, frame: &Frame) -> Vec<ColumnUse> {
+        if frame.scope.contains(&Bound::Opaque) {
+            return Vec::new();
         }
-        if !self.ctes.is_empty() || tables.is_empty() {
-            return None;
-        }
-        self.unqualified
+        let tables: Vec<usize> = frame.scope.iter().filter_map(|b| if let Bound::Table(t) = b { Some(*t) } else { None }).collect();
+        frame
+            .columns
             .iter()
-            .find(|(name, _)| !self.outputs.contains(name) && !self.bindings.contains_key(name) && !tables.iter().any(|&t| self.constraint.has_column(t, name)))
-            .map(|(_, start)| *start)
+            .filter(|c| !(c.output_allowed && self.outputs.contains(&c.name)) && !self.bindings.contains_key(&c.name) && !tables.iter().any(|&t| self.constraint.has_column(t, &c.name)))
+            .cloned()
+            .collect()
     }
 
     fn is_declared(&self, word: &Word) -> bool {
@@ -1116,7 +1299,24 @@ impl Walk<'_> {
                 return Verdict::Dead { word_start: frame.function_start };
             }
         }
+        if let Some(start) = self.mismatched_comparison(frame.conditions.from, index) {
+            return Verdict::Dead { word_start: Some(start) };
+        }
         let closed = self.frames.pop().expect("more than one frame");
+        if closed.is_query() {
+            let unresolved = self.unresolved_columns(&closed);
+            if let Some(first) = unresolved.first() {
+                // A CTE's body sees no outer query; a sub-query's may be correlated: its outer
+                // query checks them (never as its output names).
+                if closed.cte_body {
+                    return Verdict::Dead { word_start: Some(first.start) };
+                }
+                self.query_frame().columns.extend(unresolved.into_iter().map(|c| ColumnUse { output_allowed: false, ..c }));
+            }
+        }
+        if closed.in_from {
+            self.query_frame().scope.push(Bound::Opaque);
+        }
         let frame = self.frame();
         frame.expect = if closed.in_from { Expect::AfterTable(Bound::Opaque) } else { Expect::Any };
         if closed.cte_body {
@@ -1238,11 +1438,56 @@ mod tests {
     }
 
     #[test]
+    fn columns_are_checked_in_their_own_query() {
+        // A CTE's body reads only its own FROM: customers has no status.
+        let cte = "WITH c AS (SELECT status, count(*) AS n FROM customers GROUP BY status) SELECT * FROM c\n```";
+        assert_eq!(dead_at(cte), cte.find("status"));
+        // An output name is no column of the SELECT list that declares it, before or after.
+        let after = "SELECT count(*) AS n, n * 2 FROM orders\n```";
+        assert_eq!(dead_at(after), after.find("n *"));
+        let before = "SELECT name, max(status) AS status FROM products GROUP BY name\n```";
+        assert_eq!(dead_at(before), before.find("status"));
+        // ... but stands for its column in GROUP BY and ORDER BY.
+        assert_accepted("SELECT status AS s, count(*) AS n FROM orders GROUP BY s ORDER BY n DESC\n```");
+        assert_accepted("SELECT EXTRACT(YEAR FROM ordered_at) AS y, count(*) FROM orders GROUP BY y ORDER BY y\n```");
+        // A sub-query may read its outer query's columns (correlated); they are checked there.
+        assert_accepted("SELECT name FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE customer_id = id AND country = 'US')\n```");
+        let outer = "SELECT name FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE category = 'toys')\n```";
+        assert_eq!(dead_at(outer), outer.find("category"));
+        assert_eq!(dead_at("SELECT country\n```"), Some(7), "no FROM, no column");
+    }
+
+    #[test]
+    fn comparisons_and_casts_respect_types() {
+        // A text column joined to a number: the column written last is written again.
+        let join = "SELECT 1 FROM orders o JOIN customers c ON o.status = c.id JOIN products p ON p.id = o.id\n```";
+        assert_eq!(dead_at(join), join.find("c.id").map(|at| at + 2));
+        // A number compared with a string that is no number, text with a number, LIKE over a number.
+        let literal = "SELECT 1 FROM order_items WHERE quantity = 'many' AND order_id = 1\n```";
+        assert_eq!(dead_at(literal), literal.find("quantity"));
+        let text = "SELECT 1 FROM products WHERE (category = 5)";
+        assert_eq!(dead_at(text), text.find("category"));
+        let like = "SELECT 1 FROM products WHERE unit_price LIKE '1%'\n```";
+        assert_eq!(dead_at(like), like.find("unit_price"));
+        let date = "SELECT 1 FROM orders o, customers c WHERE o.ordered_at = c.name ORDER BY 1\n```";
+        assert_eq!(dead_at(date), date.find("name"));
+        assert_accepted("SELECT 1 FROM order_items WHERE quantity = '3' AND order_id >= 1 AND unit_price <> 2.5 AND -1 < quantity\n```");
+        assert_accepted("SELECT 1 FROM products WHERE name ILIKE '%a%' AND category NOT LIKE 'b%' AND (id = 1 OR id = ' 2 ') AND id = unit_price\n```");
+        assert_accepted("SELECT 1 FROM orders WHERE ordered_at > '2024-01-01' AND status = 'shipped' AND customer_id IN (1, 2)\n```");
+        // A number is no date or interval, a date no number.
+        let interval = "SELECT 1 FROM order_items oi WHERE CAST(oi.quantity AS interval) > '1 day'";
+        assert_eq!(dead_at(interval), interval.find("interval"));
+        let integer = "SELECT 1 FROM orders WHERE ordered_at::integer > 1";
+        assert_eq!(dead_at(integer), integer.find("integer"));
+        assert_accepted("SELECT 1 FROM orders WHERE status::date > CURRENT_DATE AND id::text = '1' AND CAST(ordered_at AS date) = CURRENT_DATE AND to_timestamp(id)::date < now()\n```");
+    }
+
+    #[test]
     fn types_extract_and_nested_aggregates() {
         // EXTRACT reads a date or time column, not an integer; the model goes back to EXTRACT.
         assert_eq!(dead_at("SELECT EXTRACT(YEAR FROM quantity) FROM order_items"), Some(7));
         assert_accepted("SELECT EXTRACT(YEAR FROM ordered_at) FROM orders");
-        assert_accepted("SELECT EXTRACT(YEAR FROM quantity::date) FROM order_items");
+        assert_accepted("SELECT EXTRACT(YEAR FROM status::date) FROM orders");
         assert_eq!(dead_at("SELECT date_trunc('month', quantity) FROM order_items"), Some(7));
         // Nor an expression of integer columns (Unix seconds subtracted), qualified or not.
         let unix = "SELECT 1 FROM order_items oi WHERE EXTRACT(DAY FROM (oi.quantity - oi.product_id) / 60)";

@@ -38,6 +38,7 @@ pub mod schema;
 pub mod settings;
 mod sql_names;
 mod tokens;
+mod value_kind;
 pub mod values;
 
 pub use constraint::SchemaConstraint;
