@@ -3,7 +3,7 @@
 //! name nothing. Shared by local decoding (generate.rs, every token of the vocabulary ranked by
 //! its logits) and remote decoding (remote.rs, the top candidates a server reports per token).
 
-use crate::constraint::{SchemaConstraint, Verdict};
+use crate::constraint::{is_word_byte, SchemaConstraint, Verdict};
 use std::collections::HashMap;
 
 /// Backtracks allowed per reply: each re-generates a few tokens; past this, the constraint only
@@ -106,6 +106,22 @@ impl Reply {
         }
     }
 
+    /// The generated token where the SQL's last name begins (a qualified one, `x.col`, at its
+    /// qualifier), or the last token when the SQL does not end in a name; `None` before the SQL.
+    fn last_name_token(&self) -> Option<usize> {
+        let sql_start = Self::sql_start(&self.text)?;
+        let sql = &self.text[sql_start..];
+        let word_start = |end: usize| end - sql[..end].iter().rev().take_while(|&&b| is_word_byte(b)).count();
+        let mut start = word_start(sql.len());
+        while start > 0 && sql[start - 1] == b'.' {
+            start = word_start(start - 1);
+        }
+        if start == sql.len() {
+            start = start.checked_sub(1)?;
+        }
+        Some(self.token_at(sql_start + start))
+    }
+
     /// The index of the token whose bytes hold byte `at`.
     fn token_at(&self, at: usize) -> usize {
         self.ends.partition_point(|&end| end <= at)
@@ -187,8 +203,16 @@ impl<'c> Constrained<'c> {
             }
             tried = round;
         }
-        // Nothing keeps the statement possible (the schema cannot answer this): let the model write
-        // what it wants; the checker and the repair turn deal with it.
+        // None of the candidates keeps the statement possible. A server reports only its best 20:
+        // the name being written leads nowhere among them, so write another one where it began.
+        if self.backtracks < MAX_BACKTRACKS {
+            if let Some(to) = reply.last_name_token() {
+                self.backtracks += 1;
+                return Step::Backtrack { to, ban: true };
+            }
+        }
+        // Out of backtracks (the schema cannot answer this): let the model write what it wants;
+        // the checker and the repair turn deal with it.
         Step::Token(best)
     }
 }
@@ -254,6 +278,26 @@ mod tests {
             _ => vec!["<stop>"],
         });
         assert_eq!(sql, "SELECT count(*) FROM products WHERE category = 'toys'");
+    }
+
+    #[test]
+    fn when_no_candidate_is_allowed_the_name_being_written_is_written_again() {
+        // A server's few candidates after `p.` name no column of products: the decoder goes back
+        // to the qualifier `p`, banned there, and the model's next choice is taken.
+        let sql = decode(|text| match text {
+            "" => vec!["SELECT"],
+            "SELECT" => vec![" name"],
+            "SELECT name" => vec![" FROM"],
+            "SELECT name FROM" => vec![" products"],
+            "SELECT name FROM products" => vec![" p"],
+            "SELECT name FROM products p" => vec![" WHERE"],
+            "SELECT name FROM products p WHERE" => vec![" p", " category"],
+            t if t.ends_with(" p") => vec!["."],
+            t if t.ends_with("p.") => vec!["colour", "color"],
+            t if t.ends_with("category") => vec![" = 'toys'"],
+            _ => vec!["<stop>"],
+        });
+        assert_eq!(sql, "SELECT name FROM products p WHERE category = 'toys'");
     }
 
     #[test]
