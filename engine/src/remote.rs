@@ -150,6 +150,8 @@ impl Breaker {
 /// the breaker's memory).
 pub struct RemoteModel {
     settings: RemoteSettings,
+    /// `{endpoint}/chat/completions`, worked out once.
+    url: reqwest::Url,
     max_new_tokens: usize,
     client: reqwest::Client,
     /// One worker thread: it only waits on sockets. Created by [`RemoteModel::new`], so a caller
@@ -163,6 +165,21 @@ struct ChatReply {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<Usage>,
+}
+
+/// A reply (or one streamed chunk) read from JSON; what the server sent, quoted, when it is not
+/// what was expected.
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, settings: &RemoteSettings) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::RemoteReply(format!("{e}: {}", quote(settings, text))))
+}
+
+impl ChatReply {
+    /// The one choice asked for (n = 1), and the usage.
+    fn first_choice(self) -> Result<(Choice, Usage)> {
+        let usage = self.usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: 0 });
+        let choice = self.choices.into_iter().next().ok_or_else(|| Error::RemoteReply("the reply has no choices".into()))?;
+        Ok((choice, usage))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,7 +213,7 @@ enum TryFailure {
 
 impl RemoteModel {
     pub fn new(settings: RemoteSettings, max_new_tokens: usize) -> Result<Self> {
-        settings.completions_url()?;
+        let url = settings.completions_url()?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5).min(settings.timeout))
             .build()
@@ -207,7 +224,7 @@ impl RemoteModel {
             .enable_all()
             .build()
             .map_err(|e| Error::InvalidSetting(format!("the HTTP runtime cannot start: {e}")))?;
-        Ok(Self { settings, max_new_tokens, client, runtime, breaker: Breaker::default() })
+        Ok(Self { settings, url, max_new_tokens, client, runtime, breaker: Breaker::default() })
     }
 
     pub fn settings(&self) -> &RemoteSettings {
@@ -228,32 +245,24 @@ impl RemoteModel {
         })
     }
 
-    /// Sends `prompt` and waits for the reply, asking `observer` between short waits whether to
-    /// go on; the request is aborted however this returns or unwinds.
-    pub fn chat(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
-        self.complete(prompt, None, observer)
-    }
-
+    /// Sends `prompt` and waits for the whole reply, asking `observer` between short waits whether
+    /// to go on; the request is aborted however this returns or unwinds.
     fn chat_whole(&mut self, prompt: &ChatPrompt, observer: &mut dyn Observer) -> Result<Completion> {
         let mut body = self.request_body(prompt, self.max_new_tokens);
         body["stream"] = false.into();
         let started = Instant::now();
         let (sender, receiver) = mpsc::sync_channel(1);
-        let (client, settings, deadline) = (self.client.clone(), self.settings.clone(), started + self.settings.timeout);
+        let (client, settings, url, deadline) = (self.client.clone(), self.settings.clone(), self.url.clone(), started + self.settings.timeout);
         let task = self.runtime.spawn(async move {
-            let request = async {
-                let url = settings.completions_url()?;
-                with_retries(&settings, deadline, |left| try_once(&client, &settings, &url, &body, left)).await
-            };
-            let _ = sender.send(request.await);
+            let reply = with_retries(&settings, deadline, |left| try_once(&client, &settings, &url, &body, left)).await;
+            let _ = sender.send(reply);
         });
         let _abort = AbortOnDrop(task.abort_handle());
         let reply = wait(&receiver, observer)??;
         let elapsed = started.elapsed();
-        let choice = reply.choices.into_iter().next().ok_or_else(|| Error::RemoteReply("the reply has no choices".into()))?;
+        let (choice, usage) = reply.first_choice()?;
         let text = choice.message.content.unwrap_or_default();
         observer.reply(&text);
-        let usage = reply.usage.unwrap_or(Usage { prompt_tokens: 0, completion_tokens: 0 });
         Ok(Completion {
             text,
             prompt_tokens: usage.prompt_tokens,
@@ -403,9 +412,8 @@ async fn read_stream(response: reqwest::Response, settings: &RemoteSettings, eve
     if !event_stream {
         // A server that ignored `stream`: its whole reply, as one token with no alternatives.
         let text = response.text().await.map_err(read_error)?;
-        let reply: ChatReply = serde_json::from_str(&text).map_err(|e| Error::RemoteReply(format!("{e}: {}", quote(settings, &text))))?;
-        let prompt_tokens = reply.usage.map_or(0, |u| u.prompt_tokens);
-        let choice = reply.choices.into_iter().next().ok_or_else(|| Error::RemoteReply("the reply has no choices".into()))?;
+        let (choice, usage) = parse_json::<ChatReply>(&text, settings)?.first_choice()?;
+        let prompt_tokens = usage.prompt_tokens;
         let content = choice.message.content.unwrap_or_default().into_bytes();
         if !content.is_empty() {
             let _ = events.send(Ok(StreamEvent::Token { chosen: content.clone(), candidates: vec![content] }));
@@ -425,7 +433,7 @@ async fn read_stream(response: reqwest::Response, settings: &RemoteSettings, eve
                 let _ = events.send(Ok(StreamEvent::End { stop, prompt_tokens }));
                 return Ok(());
             }
-            let chunk: StreamChunk = serde_json::from_str(data).map_err(|e| Error::RemoteReply(format!("{e}: {}", quote(settings, data))))?;
+            let chunk: StreamChunk = parse_json(data, settings)?;
             if let Some(usage) = chunk.usage {
                 prompt_tokens = usage.prompt_tokens;
             }
@@ -470,10 +478,9 @@ impl RemoteModel {
             body["add_generation_prompt"] = false.into();
         }
         let (sender, receiver) = mpsc::channel();
-        let (client, settings) = (self.client.clone(), self.settings.clone());
+        let (client, settings, url) = (self.client.clone(), self.settings.clone(), self.url.clone());
         let task = self.runtime.spawn(async move {
             let request = async {
-                let url = settings.completions_url()?;
                 let response = with_retries(&settings, deadline, |left| post(&client, &settings, &url, &body, left)).await?;
                 read_stream(response, &settings, &sender).await
             };
@@ -645,7 +652,7 @@ async fn try_once(
     timeout: Duration,
 ) -> std::result::Result<ChatReply, TryFailure> {
     let text = post(client, settings, url, body, timeout).await?.text().await.map_err(transient)?;
-    serde_json::from_str(&text).map_err(|e| TryFailure::Final(Error::RemoteReply(format!("{e}: {}", quote(settings, &text)))))
+    parse_json(&text, settings).map_err(TryFailure::Final)
 }
 
 /// A reqwest error in one line, with its cause (reqwest's own message is only "error sending
