@@ -1249,7 +1249,12 @@ impl Walk<'_> {
         frame
             .columns
             .iter()
-            .filter(|c| !(c.output_allowed && self.outputs.contains(&c.name)) && !self.bindings.contains_key(&c.name) && !tables.iter().any(|&t| self.constraint.has_column(t, &c.name)))
+            .filter(|c| {
+                let resolved = tables.iter().any(|&t| self.constraint.has_column(t, &c.name))
+                    || self.bindings.contains_key(&c.name) // a whole row
+                    || (c.output_allowed && self.outputs.contains(&c.name));
+                !resolved
+            })
             .cloned()
             .collect()
     }
