@@ -576,6 +576,12 @@ impl Walk<'_> {
                 Lexeme::Str if index >= 2 && matches!(self.lexemes[index - 2].0, Lexeme::Dot) && matches!(self.lexemes[index - 1].0, Lexeme::Word(_)) => {
                     Verdict::Dead { word_start: None }
                 }
+                // `**` is no SQL operator (markdown bold is how a model refused `T2.col` writes
+                // `T2.**col**`), and `x.*` ends there: no name glued to it.
+                Lexeme::Star if self.text.get(at + 1) == Some(&b'*') => Verdict::Dead { word_start: None },
+                Lexeme::Star if matches!(self.previous(index), Some(Lexeme::Dot)) && self.text.get(at + 1).is_some_and(|&b| is_word_byte(b)) => {
+                    Verdict::Dead { word_start: None }
+                }
                 Lexeme::Star | Lexeme::Other | Lexeme::Str => {
                     let frame = self.frame();
                     if !matches!(frame.expect, Expect::Table) {
@@ -1546,6 +1552,11 @@ mod tests {
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p./*x*/name"), Verdict::Dead { word_start: None });
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p. "), Verdict::Dead { word_start: None });
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p."), Verdict::Viable);
+        // Nor markdown: `p.**colour**`, `p.*colour`.
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p.**"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT name FROM products p ORDER BY p.*colour"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT 2 ** 3"), Verdict::Dead { word_start: None });
+        assert_accepted("SELECT p.*, count(*)*2 /** a comment **/ FROM products p GROUP BY p.id\n```");
     }
 
     #[test]
