@@ -140,7 +140,32 @@ pub fn loaded() -> Option<(String, std::time::Duration, Settings)> {
     })
 }
 
-/// Watches generation from inside PostgreSQL: statement_timeout and query cancel stop it
+/// Whether the client closed its connection. PostgreSQL notices that only when it next writes to
+/// the client, or with client_connection_check_interval (off by default, and its timer is armed
+/// only when a statement starts); a question runs for seconds without writing, so a client that
+/// gave up (a killed psql, a driver's timeout) would leave its backend generating for nobody.
+/// The same test PostgreSQL makes: the socket reports the peer's hang-up (POLLRDHUP).
+fn client_hung_up() -> bool {
+    // SAFETY: MyProcPort is this backend's client connection, set before any query runs, null
+    // outside a client backend. pgrx leaves struct Port opaque; its first field is the socket
+    // (`pgsocket sock`, an int on Unix, first in every release). poll with a zero timeout only
+    // reads the socket's state.
+    unsafe {
+        let port = pg_sys::MyProcPort;
+        if port.is_null() {
+            return false;
+        }
+        let sock = *(port as *const libc::c_int);
+        if sock < 0 {
+            return false;
+        }
+        let mut socket = libc::pollfd { fd: sock, events: libc::POLLRDHUP, revents: 0 };
+        libc::poll(&mut socket, 1, 0) == 1 && socket.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+}
+
+/// Watches generation from inside PostgreSQL: a client that hung up ends its backend, and
+/// statement_timeout and query cancel stop it
 /// between tokens (the interrupt check raises the ERROR, which unwinds out of the engine); with
 /// `progress`, the phases and the reply as it is written go to the client as NOTICEs
 /// (see [`crate::progress`]).
@@ -158,6 +183,15 @@ impl Backend {
 
 impl Observer for Backend {
     fn checkpoint(&mut self) -> ControlFlow<()> {
+        if client_hung_up() {
+            // What PostgreSQL does when client_connection_check_interval finds the client gone:
+            // a FATAL "connection to client lost" at the interrupt check; the backend exits.
+            // SAFETY: plain flags of this process, read by ProcessInterrupts below.
+            unsafe {
+                pg_sys::ClientConnectionLost = 1;
+                pg_sys::InterruptPending = 1;
+            }
+        }
         pg_sys::check_for_interrupts!();
         ControlFlow::Continue(())
     }

@@ -270,6 +270,39 @@ async fn a_slow_server_times_out_and_a_cancel_aborts_the_request() {
     client.batch_execute("RESET statement_timeout; SELECT 1").await.expect("the session is still usable");
 }
 
+/// A client that hangs up mid-question (a killed psql, a driver giving up) ends its backend: the
+/// wait for the inference server stops and the request's connection is closed, long before
+/// nl2sql.request_timeout.
+#[tokio::test]
+async fn a_client_that_hangs_up_mid_question_ends_its_backend() {
+    let (base, closed) = silent_server().await;
+    let (client, connection) = tokio_postgres::connect(&common::admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
+    let connection = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("SET nl2sql.backend = 'openai'; SET nl2sql.endpoint = '{base}/v1'; SET nl2sql.request_timeout = '120s'"))
+        .await
+        .unwrap();
+    let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let question = tokio::spawn(async move { client.batch_execute("SELECT nl2sql_sql('How many pizzas?')").await });
+    tokio::time::sleep(Duration::from_secs(2)).await; // the request is at the server, which never answers
+    assert_eq!(closed.load(Ordering::SeqCst), 0, "still waiting for the server");
+    let (observer, watching) = tokio_postgres::connect(&common::admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
+    tokio::spawn(watching);
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1";
+    assert_eq!(observer.query_one(running, &[&pid]).await.unwrap().get::<_, i64>(0), 1);
+
+    connection.abort(); // the client's socket closes, as when its process is killed
+    let hung_up = Instant::now();
+    while observer.query_one(running, &[&pid]).await.unwrap().get::<_, i64>(0) == 1 {
+        assert!(hung_up.elapsed() < Duration::from_secs(30), "backend {pid} still runs {:?} after its client hung up", hung_up.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("backend {pid} ended {:?} after its client hung up", hung_up.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(closed.load(Ordering::SeqCst), 1, "the inference request's connection was closed with it");
+    assert!(question.await.unwrap().is_err(), "the question got no answer");
+}
+
 #[tokio::test]
 async fn a_bad_key_and_a_reply_without_sql_are_clear_errors() {
     let (base, _seen) = scripted_server().await;
