@@ -577,11 +577,9 @@ impl Walk<'_> {
                     Verdict::Dead { word_start: None }
                 }
                 // `**` is no SQL operator (markdown bold is how a model refused `T2.col` writes
-                // `T2.**col**`), and `x.*` ends there: no name glued to it.
+                // `T2.**col**`).
                 Lexeme::Star if self.text.get(at + 1) == Some(&b'*') => Verdict::Dead { word_start: None },
-                Lexeme::Star if matches!(self.previous(index), Some(Lexeme::Dot)) && self.text.get(at + 1).is_some_and(|&b| is_word_byte(b)) => {
-                    Verdict::Dead { word_start: None }
-                }
+                Lexeme::Star if matches!(self.previous(index), Some(Lexeme::Dot)) => self.all_columns(index),
                 Lexeme::Star | Lexeme::Other | Lexeme::Str => {
                     let frame = self.frame();
                     if !matches!(frame.expect, Expect::Table) {
@@ -595,6 +593,22 @@ impl Walk<'_> {
             }
         }
         Verdict::Viable
+    }
+
+    /// `x.*` (the star at lexeme `index`): every column of `x`, in a SELECT list or a function's
+    /// arguments (`count(t.*)`) only, and nothing glued to it (`T2.*/`, `T2.*col`: how a model
+    /// refused `T2.col` escapes). Elsewhere the model meant a column `x` lacks: it goes back to
+    /// the qualifier and chooses another.
+    fn all_columns(&self, index: usize) -> Verdict {
+        let frame = self.frames.last().expect("a frame");
+        if frame.clause != Clause::Select && frame.function().is_none() {
+            let qualifier = index.checked_sub(2).map(|q| self.lexemes[q].1);
+            return Verdict::Dead { word_start: qualifier };
+        }
+        match self.text.get(self.lexemes[index].1 + 1) {
+            Some(&b) if !(b.is_ascii_whitespace() || matches!(b, b',' | b')' | b';' | b'`')) => Verdict::Dead { word_start: None },
+            _ => Verdict::Viable,
+        }
     }
 
     fn previous(&self, index: usize) -> Option<&Lexeme> {
@@ -1554,9 +1568,14 @@ mod tests {
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p."), Verdict::Viable);
         // Nor markdown: `p.**colour**`, `p.*colour`.
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p.**"), Verdict::Dead { word_start: None });
-        assert_eq!(verdict("SELECT name FROM products p ORDER BY p.*colour"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT p.*colour"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT p.*/"), Verdict::Dead { word_start: None });
+        // `x.*` outside a SELECT list or function: back to the qualifier.
+        let ordered = "SELECT name FROM products p ORDER BY p.*";
+        assert_eq!(dead_at(ordered), ordered.rfind("p.*"));
         assert_eq!(verdict("SELECT 2 ** 3"), Verdict::Dead { word_start: None });
-        assert_accepted("SELECT p.*, count(*)*2 /** a comment **/ FROM products p GROUP BY p.id\n```");
+        assert_accepted("SELECT p.*, count(*)*2 /** a comment **/, count(p.*) FROM products p GROUP BY p.id\n```");
+        assert_accepted("SELECT p.*\n  FROM products p WHERE p.id IN (SELECT o.* FROM orders o)\n```");
     }
 
     #[test]
