@@ -1,9 +1,11 @@
 //! Latency of nl2sql() on the demo questions, and the memory of the backend that runs the model;
-//! or, with --sessions, throughput: questions per minute with N sessions asking at once.
-//! Prints numbers, asserts nothing.
+//! or, with --sessions, throughput: questions per minute with N sessions asking at once; or, with
+//! --cancel, how soon a question stops when cancelled in each of its phases, and when its client
+//! hangs up. Prints numbers, asserts nothing.
 //!
 //!   nl2sql-bench --database-url postgres://nl2sql_web@127.0.0.1:5433/nl2sql [--rounds 3]
 //!   nl2sql-bench --database-url URL --sessions 1,4,8 [--per-session 3] [--set nl2sql.backend=openai ...]
+//!   nl2sql-bench --database-url URL --cancel [--set ...]
 //!
 //! The first call of a connection loads the model (reported apart); the percentiles are over the
 //! calls after it, on the same connection, as a pooled web service sees them. In throughput mode
@@ -11,8 +13,9 @@
 //! ask --per-session questions each, together; --set applies settings to every session (as the
 //! connecting role may: the backend settings need a superuser).
 
-use postgres::{Client, NoTls};
-use std::time::Instant;
+use postgres::{Client, Config, NoTls};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 const QUESTIONS: [&str; 6] = [
     "What is the most bought pizza on Fridays?",
@@ -90,20 +93,164 @@ fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usiz
     Ok(())
 }
 
+/// A moment of a question: the start of a phase (as nl2sql_ask's progress NOTICEs name it), or
+/// the `n`th token of the SQL or of the answer being written.
+#[derive(Clone, Copy)]
+enum Moment {
+    /// The first question of a new connection, once its SQL is to be written: a local backend
+    /// is loading the model.
+    Loading,
+    Phase(&'static str),
+    SqlToken(usize),
+    AnswerToken(usize),
+}
+
+impl std::fmt::Display for Moment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Moment::Loading => write!(f, "loading (a connection's first question)"),
+            Moment::Phase("writing_sql") => write!(f, "prompting (writing_sql starts)"),
+            Moment::Phase(phase) => write!(f, "{phase} starts"),
+            Moment::SqlToken(n) => write!(f, "decoding (SQL token {n})"),
+            Moment::AnswerToken(n) => write!(f, "narrating (answer token {n})"),
+        }
+    }
+}
+
+/// Cancels a question (what a client's cancel, pg_cancel_backend and statement_timeout all do:
+/// a query-cancel interrupt) at each moment, and prints how long the call took to return after
+/// it; then kills a psql mid-question and prints how long its backend lived on.
+fn cancel_latency(url: &str, settings: &[String]) -> Result<(), Error> {
+    let moments = [
+        Moment::Loading,
+        Moment::Phase("reading_schema"),
+        Moment::Phase("writing_sql"),
+        Moment::SqlToken(3),
+        Moment::Phase("running"),
+        Moment::Phase("explaining"),
+        Moment::AnswerToken(3),
+    ];
+    for moment in moments {
+        let (sender, notices) = mpsc::channel::<serde_json::Value>();
+        let sender = Mutex::new(sender);
+        let mut config: Config = url.parse()?;
+        config.notice_callback(move |notice| {
+            if let Some(detail) = notice.detail().and_then(|d| serde_json::from_str(d).ok()) {
+                let _ = sender.lock().expect("not poisoned").send(detail);
+            }
+        });
+        let mut client = config.connect(NoTls)?;
+        for setting in settings {
+            let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
+            client.execute("SELECT set_config($1, $2, false)", &[&name, &value])?;
+        }
+        if !matches!(moment, Moment::Loading) {
+            client.query("SELECT * FROM nl2sql($1)", &[&QUESTIONS[1]])?; // loads the model, untimed
+        }
+        let cancel = client.cancel_token();
+        let asking = std::thread::spawn(move || {
+            let outcome = client.query_one("SELECT nl2sql_ask($1, progress => true)", &[&QUESTIONS[0]]);
+            (Instant::now(), outcome)
+        });
+        let (mut sql_tokens, mut answer_tokens) = (0, 0);
+        let cancelled_at = loop {
+            let Ok(detail) = notices.recv_timeout(Duration::from_secs(300)) else { break None };
+            sql_tokens += detail.get("text").is_some() as usize;
+            answer_tokens += detail.get("answer").is_some() as usize;
+            let reached = match moment {
+                Moment::Loading => detail["phase"] == "writing_sql",
+                Moment::Phase(phase) => detail["phase"] == phase,
+                Moment::SqlToken(n) => sql_tokens == n,
+                Moment::AnswerToken(n) => answer_tokens == n,
+            };
+            if reached {
+                let at = Instant::now();
+                cancel.cancel_query(NoTls)?;
+                break Some(at);
+            }
+        };
+        let (returned, outcome) = asking.join().expect("no panic");
+        let how = match &outcome {
+            Err(e) if e.code() == Some(&postgres::error::SqlState::QUERY_CANCELED) => "cancelled".to_owned(),
+            Err(e) => format!("failed otherwise: {e}"),
+            Ok(_) => "it finished first".to_owned(),
+        };
+        match cancelled_at {
+            Some(at) => println!("cancel at {:<34} returned after {:6.0} ms ({how})", moment.to_string(), returned.duration_since(at).as_secs_f64() * 1000.0),
+            None => println!("cancel at {:<34} never reached ({how})", moment.to_string()),
+        }
+    }
+    hang_up_latency(url, settings)
+}
+
+/// A psql asks a question and is killed while the model writes: how long its backend lives on.
+fn hang_up_latency(url: &str, settings: &[String]) -> Result<(), Error> {
+    use std::io::{BufRead, Write};
+    let mut psql = std::process::Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("psql: {e}"))?;
+    let mut input = psql.stdin.take().expect("piped");
+    let mut output = std::io::BufReader::new(psql.stdout.take().expect("piped"));
+    for setting in settings {
+        let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
+        writeln!(input, "SELECT set_config('{name}', '{value}', false) IS NULL;")?;
+    }
+    writeln!(input, "SELECT pg_backend_pid();")?;
+    let mut line = String::new();
+    while line.trim().parse::<i32>().is_err() {
+        line.clear();
+        if output.read_line(&mut line)? == 0 {
+            return Err("psql ended before it gave its backend's pid".into());
+        }
+    }
+    let pid: i32 = line.trim().parse()?;
+    writeln!(input, "SELECT count(*) FROM nl2sql('{}');", QUESTIONS[1].replace('\'', "''"))?; // loads the model
+    line.clear();
+    output.read_line(&mut line)?;
+    writeln!(input, "SELECT count(*) FROM nl2sql('{}');", QUESTIONS[0].replace('\'', "''"))?;
+    std::thread::sleep(Duration::from_millis(1500)); // the prompt is cached: the model is writing by now
+    let mut watcher = Client::connect(url, NoTls)?;
+    let alive = |watcher: &mut Client| -> Result<bool, Error> { Ok(watcher.query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", &[&pid])?.get::<_, i64>(0) == 1) };
+    if !alive(&mut watcher)? {
+        println!("hang-up: the question ended within 1.5 s; nothing to measure");
+        return Ok(());
+    }
+    psql.kill()?;
+    let killed = Instant::now();
+    psql.wait()?;
+    while alive(&mut watcher)? && killed.elapsed() < Duration::from_secs(300) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("hang-up while decoding: backend {pid} ended {:.0} ms after its psql was killed", killed.elapsed().as_secs_f64() * 1000.0);
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     let mut url = std::env::var("DATABASE_URL").unwrap_or_default();
     let mut rounds = 3usize;
     let (mut sessions, mut per_session, mut settings) = (Vec::<usize>::new(), 3usize, Vec::<String>::new());
+    let mut cancel = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--cancel" {
+            cancel = true;
+            continue;
+        }
         match (flag.as_str(), args.next()) {
             ("--database-url", Some(v)) => url = v,
             ("--rounds", Some(v)) => rounds = v.parse()?,
             ("--sessions", Some(v)) => sessions = v.split(',').map(str::parse).collect::<Result<_, _>>()?,
             ("--per-session", Some(v)) => per_session = v.parse()?,
             ("--set", Some(v)) => settings.push(v),
-            _ => return Err("usage: nl2sql-bench --database-url URL [--rounds N] [--sessions 1,4,8 [--per-session K]] [--set name=value]...".into()),
+            _ => return Err("usage: nl2sql-bench --database-url URL [--rounds N] [--sessions 1,4,8 [--per-session K]] [--cancel] [--set name=value]...".into()),
         }
+    }
+    if cancel {
+        return cancel_latency(&url, &settings);
     }
     if !sessions.is_empty() {
         for n in sessions {
