@@ -12,7 +12,7 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 /// Prompt tokens are fed in chunks: attention scores for a chunk take chunk x context floats per
-/// head, and the caller gets a chance to cancel between chunks.
+/// head.
 const PREFILL_CHUNK: usize = 256;
 
 /// Watches a generation: asked between forward passes whether to go on (this is how
@@ -128,8 +128,13 @@ pub(crate) fn complete(
     let (mut kv, cached_tokens) = cache.lookup(&prompt_ids, config)?;
     let mut logits = None;
     for chunk in prompt_ids[cached_tokens..].chunks(PREFILL_CHUNK) {
-        checkpoint(observer)?;
-        logits = Some(model.qwen2.forward(chunk, &mut kv)?);
+        // A chunk takes up to ~2 s here: the caller may cancel between its layers too.
+        let mut stopped = false;
+        let computed = model.qwen2.forward_unless(chunk, &mut kv, &mut || {
+            stopped = observer.checkpoint().is_break();
+            stopped
+        })?;
+        logits = Some(computed.ok_or(Error::Cancelled)?);
     }
     let mut logits = logits.expect("at least one prompt token is always computed");
     let prefill = started.elapsed();

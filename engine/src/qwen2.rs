@@ -234,6 +234,13 @@ impl Qwen2 {
     /// Feeds `tokens` after the positions already in `cache` and returns the logits for the token
     /// that follows the last one: shape (vocab,).
     pub(crate) fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        Ok(self.forward_unless(tokens, cache, &mut || false)?.expect("never stopped"))
+    }
+
+    /// [`Self::forward`], asking `stop` between layers: a prompt chunk takes seconds on a CPU,
+    /// and a cancel must not wait for all of it. `None` when stopped; `cache` then holds a part
+    /// of the chunk in some layers and must be dropped.
+    pub(crate) fn forward_unless(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
         let start = cache.len;
         let seq = tokens.len();
         let device = self.embedding.embeddings().device();
@@ -243,6 +250,9 @@ impl Qwen2 {
 
         let mut hidden = self.embedding.forward(&ids)?; // (1, seq, embedding_length)
         for (layer, block) in self.blocks.iter().enumerate() {
+            if stop() {
+                return Ok(None);
+            }
             let attended =
                 self.attend(&block.attention, &block.attention_norm.forward(&hidden)?, mask.as_ref(), layer, cache)?;
             hidden = (hidden + attended)?;
@@ -250,7 +260,7 @@ impl Qwen2 {
         }
         cache.len = start + seq;
         let last = self.norm.forward(&hidden)?.i((.., seq - 1, ..))?; // (1, embedding_length)
-        self.lm_head.forward(&last)?.squeeze(0)
+        Ok(Some(self.lm_head.forward(&last)?.squeeze(0)?))
     }
 
     fn attend(

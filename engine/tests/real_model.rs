@@ -158,6 +158,7 @@ fn a_checkpoint_can_stop_generation() {
     let err = engine.complete(&SqlRequest::new(&schema, &question).prompt(None), None, &mut watcher).unwrap_err();
     assert!(matches!(err, nl2sql_engine::Error::Cancelled), "{err}");
     assert_eq!(watcher.checkpoints, 4, "stopped at the first checkpoint that said so");
+    assert_eq!(watcher.updates, 0, "stopped between the layers of the prompt's first chunk, before any token");
 }
 
 #[test]
