@@ -97,8 +97,8 @@ fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usiz
 /// the `n`th token of the SQL or of the answer being written.
 #[derive(Clone, Copy)]
 enum Moment {
-    /// The first question of a new connection, once its SQL is to be written: a local backend
-    /// is loading the model.
+    /// The first question of a new connection, 1.5 s after its SQL is to be written: a local
+    /// backend is loading the model.
     Loading,
     Phase(&'static str),
     SqlToken(usize),
@@ -108,7 +108,7 @@ enum Moment {
 impl std::fmt::Display for Moment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Moment::Loading => write!(f, "loading (a connection's first question)"),
+            Moment::Loading => write!(f, "loading (1st question, +1.5 s)"),
             Moment::Phase("writing_sql") => write!(f, "prompting (writing_sql starts)"),
             Moment::Phase(phase) => write!(f, "{phase} starts"),
             Moment::SqlToken(n) => write!(f, "decoding (SQL token {n})"),
@@ -164,6 +164,9 @@ fn cancel_latency(url: &str, settings: &[String]) -> Result<(), Error> {
                 Moment::AnswerToken(n) => answer_tokens == n,
             };
             if reached {
+                if matches!(moment, Moment::Loading) {
+                    std::thread::sleep(Duration::from_millis(1500)); // well into loading the model
+                }
                 let at = Instant::now();
                 cancel.cancel_query(NoTls)?;
                 break Some(at);
