@@ -40,11 +40,17 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn connect(url: &str, settings: &[String]) -> Result<Client, Error> {
     let mut client = Client::connect(url, NoTls)?;
+    apply(&mut client, settings)?;
+    Ok(client)
+}
+
+/// The --set name=value settings, for the session.
+fn apply(client: &mut Client, settings: &[String]) -> Result<(), Error> {
     for setting in settings {
         let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
         client.execute("SELECT set_config($1, $2, false)", &[&name, &value])?;
     }
-    Ok(client)
+    Ok(())
 }
 
 /// `sessions` connections ask `per_session` questions each, all at once; prints questions per
@@ -140,10 +146,7 @@ fn cancel_latency(url: &str, settings: &[String]) -> Result<(), Error> {
             }
         });
         let mut client = config.connect(NoTls)?;
-        for setting in settings {
-            let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
-            client.execute("SELECT set_config($1, $2, false)", &[&name, &value])?;
-        }
+        apply(&mut client, settings)?;
         if !matches!(moment, Moment::Loading) {
             client.query("SELECT * FROM nl2sql($1)", &[&QUESTIONS[1]])?; // loads the model, untimed
         }
