@@ -47,10 +47,14 @@ fn connect(url: &str, settings: &[String]) -> Result<Client, Error> {
 /// The --set name=value settings, for the session.
 fn apply(client: &mut Client, settings: &[String]) -> Result<(), Error> {
     for setting in settings {
-        let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
+        let (name, value) = name_and_value(setting)?;
         client.execute("SELECT set_config($1, $2, false)", &[&name, &value])?;
     }
     Ok(())
+}
+
+fn name_and_value(setting: &str) -> Result<(&str, &str), Error> {
+    Ok(setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?)
 }
 
 /// `sessions` connections ask `per_session` questions each, all at once; prints questions per
@@ -202,7 +206,7 @@ fn hang_up_latency(url: &str, settings: &[String]) -> Result<(), Error> {
     let mut input = psql.stdin.take().expect("piped");
     let mut output = std::io::BufReader::new(psql.stdout.take().expect("piped"));
     for setting in settings {
-        let (name, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected name=value"))?;
+        let (name, value) = name_and_value(setting)?;
         writeln!(input, "SELECT set_config('{name}', '{value}', false) IS NULL;")?;
     }
     writeln!(input, "SELECT pg_backend_pid();")?;
