@@ -31,9 +31,9 @@
 //!
 //! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
 //! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that
-//! turns out wrong is reported as a [`Verdict::Conflict`]; the decoder then backtracks to the `x.col` it contradicts and writes it
-//! again knowing what `x` is (the chosen design: the model keeps its choice of table, the column
-//! is corrected). A word that turns out invalid only when it ends (a column name is valid as a
+//! turns out wrong is reported as a [`Verdict::Conflict`]; the decoder then backtracks to the
+//! `x.col` it contradicts and writes it again knowing what `x` is (the chosen design: the model
+//! keeps its choice of table, the column is corrected). A word that turns out invalid only when it ends (a column name is valid as a
 //! prefix until the next character) is reported with where it starts, so the decoder can go back
 //! and choose another word there.
 
