@@ -129,11 +129,7 @@ pub(crate) fn complete(
     let mut logits = None;
     for chunk in prompt_ids[cached_tokens..].chunks(PREFILL_CHUNK) {
         // A chunk takes up to ~2 s here: the caller may cancel between its layers too.
-        let mut stopped = false;
-        let computed = model.qwen2.forward_unless(chunk, &mut kv, &mut || {
-            stopped = observer.checkpoint().is_break();
-            stopped
-        })?;
+        let computed = model.qwen2.forward_unless(chunk, &mut kv, &mut || observer.checkpoint().is_break())?;
         logits = Some(computed.ok_or(Error::Cancelled)?);
     }
     let mut logits = logits.expect("at least one prompt token is always computed");
