@@ -27,7 +27,7 @@ fn academic_fixture() {
 
 /// The CREATE TABLE lines of the prompt: which tables the model is shown.
 fn tables_in_prompt(question: &str) -> Vec<String> {
-    let prompt = one::<String>(&format!("SELECT nl2sql_prompt('{}')", question.replace('\'', "''")));
+    let prompt = one::<String>(&format!("SELECT nl2sql_prompt({})", sql_literal(question)));
     prompt.lines().filter_map(|l| l.strip_prefix("CREATE TABLE ").map(|rest| rest.split(' ').next().unwrap().to_owned())).collect()
 }
 

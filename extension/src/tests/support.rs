@@ -77,7 +77,7 @@ fn value_rows(sql: &str) -> Vec<Vec<Value>> {
 
 /// Rows nl2sql() returns for a question, as lists of values.
 fn nl2sql_rows(question: &str) -> Vec<Vec<Value>> {
-    value_rows(&format!("SELECT r FROM nl2sql('{}') r", question.replace('\'', "''")))
+    value_rows(&format!("SELECT r FROM nl2sql({}) r", sql_literal(question)))
         .into_iter()
         .map(|row| row[0].as_object().unwrap().values().cloned().collect())
         .collect()
@@ -135,4 +135,9 @@ fn warnings_of(sql: &str) -> Vec<String> {
     unsafe { *std::ptr::addr_of_mut!(pg_sys::emit_log_hook) = previous };
     outcome.unwrap_or_else(|e| panic!("{sql}: {}", e.message)).unwrap_or_else(|e| panic!("{sql}: {e}"));
     std::mem::take(&mut *CAPTURED_WARNINGS.lock().unwrap())
+}
+
+/// `text` as a SQL string literal.
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }

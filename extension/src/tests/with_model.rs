@@ -5,7 +5,7 @@
 /// returns for it, asked first.
 fn generated(question: &str) -> (String, Vec<Vec<Value>>) {
     let rows = nl2sql_rows(question);
-    (one::<String>(&format!("SELECT nl2sql_sql('{}')", question.replace('\'', "''"))), rows)
+    (one::<String>(&format!("SELECT nl2sql_sql({})", sql_literal(question))), rows)
 }
 
 /// nl2sql()'s rows have the reference query's rows first, in its order.
@@ -147,11 +147,7 @@ fn model_prompt_injection_sample_writes_nothing() {
     let before = state();
     let (mut answered, mut refused) = (0, 0);
     for (question, instructions) in attacks {
-        let call = format!(
-            "SELECT nl2sql_ask('{}', {})",
-            question.replace('\'', "''"),
-            instructions.map_or("NULL".to_owned(), |i| format!("'{}'", i.replace('\'', "''")))
-        );
+        let call = format!("SELECT nl2sql_ask({}, {})", sql_literal(question), instructions.map_or("NULL".to_owned(), sql_literal));
         match catch_pg_error(move || Spi::get_one::<JsonB>(&call), |_| false) {
             Ok(reply) => {
                 reply.unwrap_or_else(|e| panic!("{question:?}: {e}"));
