@@ -518,6 +518,11 @@ impl Walk<'_> {
         self.frames.iter_mut().rev().find(|f| f.is_query()).expect("the statement frame is a query")
     }
 
+    /// [`Self::query_frame`], to read.
+    fn query(&self) -> &Frame {
+        self.frames.iter().rev().find(|f| f.is_query()).expect("the statement frame is a query")
+    }
+
     fn resolve(&self, qualifier: &Word) -> Option<Bound> {
         if let Some(bound) = self.bindings.get(&qualifier.name) {
             return Some(*bound);
@@ -920,7 +925,7 @@ impl Walk<'_> {
         if self.is_known_word(word) || self.is_declared(word) {
             return None;
         }
-        let scope = &self.frames.iter().rev().find(|f| f.is_query()).expect("the statement frame is a query").scope;
+        let scope = &self.query().scope;
         let mut kinds = scope.iter().filter_map(|b| match b {
             Bound::Table(t) => self.constraint.column_value_kind(*t, &word.name),
             Bound::Opaque => None,
