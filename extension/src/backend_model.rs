@@ -165,10 +165,9 @@ fn client_hung_up() -> bool {
 }
 
 /// Watches generation from inside PostgreSQL: a client that hung up ends its backend, and
-/// statement_timeout and query cancel stop it
-/// between tokens (the interrupt check raises the ERROR, which unwinds out of the engine); with
-/// `progress`, the phases and the reply as it is written go to the client as NOTICEs
-/// (see [`crate::progress`]).
+/// statement_timeout and query cancel stop it between tokens (the interrupt check raises the
+/// ERROR, which unwinds out of the engine); with `progress`, the phases and the reply as it is
+/// written go to the client as NOTICEs (see [`crate::progress`]).
 pub struct Backend {
     pub progress: bool,
     /// The reply being written is the answer in words, not SQL.

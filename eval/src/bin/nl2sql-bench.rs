@@ -108,7 +108,7 @@ fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usiz
 #[derive(Clone, Copy)]
 enum Moment {
     /// The first question of a new connection, 1.5 s after its SQL is to be written: a local
-    /// backend is loading the model.
+    /// backend is loading the model or computing its first prompt.
     Loading,
     Phase(&'static str),
     SqlToken(usize),
