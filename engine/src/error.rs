@@ -18,6 +18,9 @@ pub enum Error {
     #[error("model file {path} has architecture '{architecture}', but nl2sql runs only Qwen2-architecture GGUF models (such as Qwen2.5-Coder-1.5B-Instruct)")]
     UnsupportedArchitecture { path: PathBuf, architecture: String },
 
+    #[error("not enough memory to load model file {path}: loading it needs about {needed_mib} MiB, and {limit} leaves {room_mib} MiB")]
+    NotEnoughMemory { path: PathBuf, needed_mib: u64, room_mib: u64, limit: &'static str },
+
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
 

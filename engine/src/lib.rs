@@ -13,6 +13,7 @@
 //! - `generate` is the greedy decoding loop; `prefix_cache` reuses shared prompt prefixes
 //! - [`remote`] sends the same prompts to an OpenAI-compatible inference server instead
 //! - `extract` finds the SQL in the model's reply
+//! - [`memory`] checks there is room for a model before loading it (running out halfway aborts)
 //! - [`settings`] holds threads, token limit and device, with their bounds; [`paths`] the cache
 
 #![warn(unreachable_pub, dead_code)]
@@ -26,6 +27,7 @@ mod error;
 mod extract;
 mod generate;
 pub mod linking;
+pub mod memory;
 mod model;
 mod narrate;
 pub mod paths;
@@ -84,6 +86,12 @@ impl Engine {
             cache: PrefixCache::new(PREFIX_CACHE_ENTRIES),
             load_time: started.elapsed(),
         })
+    }
+
+    /// The memory loading the model at `path` on the CPU takes at its peak, as the check before
+    /// loading estimates it (from the file's header; nothing is loaded).
+    pub fn memory_to_load(path: &Path) -> Result<u64> {
+        Ok(model::bytes_to_load(&model::read_header(path)?.0))
     }
 
     pub fn path(&self) -> &Path {

@@ -2,6 +2,7 @@
 //! and the tokenizer, both from the file itself.
 
 use crate::error::{Error, Result};
+use crate::memory;
 use crate::qwen2::Qwen2;
 use crate::tokens::ChatTokenizer;
 use candle_core::quantized::gguf_file;
@@ -49,7 +50,7 @@ pub(crate) fn read_header(path: &Path) -> Result<(gguf_file::Content, BufReader<
     let data_end = content
         .tensor_infos
         .values()
-        .map(|t| t.offset + (t.shape.elem_count() / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64)
+        .map(|t| t.offset + stored_bytes(t))
         .max()
         .map(|end| end + content.tensor_data_offset);
     if let Some(data_end) = data_end.filter(|&end| end > file_len) {
@@ -61,9 +62,29 @@ pub(crate) fn read_header(path: &Path) -> Result<(gguf_file::Content, BufReader<
     Ok((content, reader))
 }
 
+/// The bytes of one tensor in the file (and in memory while it stays quantized).
+fn stored_bytes(tensor: &gguf_file::TensorInfo) -> u64 {
+    (tensor.shape.elem_count() / tensor.ggml_dtype.block_size() * tensor.ggml_dtype.type_size()) as u64
+}
+
+/// The memory a load takes at its peak, for [`memory::ensure_room`]: every tensor as stored, the
+/// f32 copy of the token embedding that qwen2.rs looks rows up in, and a margin for what loading
+/// allocates on the way (MARGIN_PERCENT; extension/src/tests/faults.rs loads the model under an
+/// address-space limit of exactly this, so too small a margin fails a test, not a server).
+pub(crate) fn bytes_to_load(content: &gguf_file::Content) -> u64 {
+    const MARGIN_PERCENT: u64 = 25;
+    let stored: u64 = content.tensor_infos.values().map(stored_bytes).sum();
+    let embedding_f32 = content.tensor_infos.get("token_embd.weight").map_or(0, |t| t.shape.elem_count() as u64 * 4);
+    (stored + embedding_f32) * (100 + MARGIN_PERCENT) / 100
+}
+
 impl Model {
     pub(crate) fn load(path: &Path, device: &Device) -> Result<Self> {
         let (content, mut reader) = read_header(path)?;
+        if device.is_cpu() {
+            // On a GPU the weights go to device memory, whose exhaustion candle returns as an error.
+            memory::ensure_room(path, bytes_to_load(&content))?;
+        }
         let tokenizer = ChatTokenizer::from_gguf(&content)?;
         let qwen2 = Qwen2::from_gguf(&content, &mut reader, device).map_err(|e| Error::ModelUnreadable {
             path: path.to_owned(),

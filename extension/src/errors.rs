@@ -72,6 +72,9 @@ impl From<EngineError> for Nl2sqlError {
             EngineError::ModelNotFound { .. } | EngineError::ModelUnreadable { .. } | EngineError::UnsupportedArchitecture { .. } | EngineError::EmbeddingModelNotFound { .. } => {
                 Self::new(PgSqlErrorCode::ERRCODE_UNDEFINED_FILE, message).hint(FETCH_HINT)
             }
+            EngineError::NotEnoughMemory { .. } => Self::new(PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY, message).hint(
+                "Free memory on the database server or raise the limit named, or serve the model from an inference server (nl2sql.backend = 'openai').",
+            ),
             EngineError::EmptyQuestion | EngineError::QuestionTooLong { .. } | EngineError::InvalidSetting(_) | EngineError::InvalidSchema(_) => {
                 Self::invalid_input(message)
             }
