@@ -52,13 +52,23 @@ pub extern "C-unwind" fn _PG_init() {
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
-    /// The test server finds the model where the fetch script put it ($NL2SQL_MODEL or the cache).
+    /// The test server finds the model where the fetch script put it ($NL2SQL_MODEL or the cache),
+    /// and tests/faults.rs a directory on a nearly full filesystem (scripts/test mounts one).
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
+        fn setting(name: &str, value: &str) -> &'static str {
+            Box::leak(format!("{name} = '{}'", value.replace('\'', "''")).into_boxed_str())
+        }
         let model = nl2sql_engine::paths::default_model_path();
-        let setting = format!("nl2sql.model_path = '{}'", model.display().to_string().replace('\'', "''"));
         let embedding = nl2sql_engine::embedding::default_embedding_model_dir();
-        let embedding = format!("nl2sql.embedding_model_path = '{}'", embedding.display().to_string().replace('\'', "''"));
-        vec![Box::leak(setting.into_boxed_str()), Box::leak(embedding.into_boxed_str()), "nl2sql.threads = 2"]
+        let mut options = vec![
+            setting("nl2sql.model_path", &model.display().to_string()),
+            setting("nl2sql.embedding_model_path", &embedding.display().to_string()),
+            "nl2sql.threads = 2",
+        ];
+        if let Ok(full_disk) = std::env::var("NL2SQL_TEST_FULL_DISK") {
+            options.push(setting("nl2sql_test.full_disk", &full_disk));
+        }
+        options
     }
 }

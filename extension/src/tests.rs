@@ -20,5 +20,6 @@ mod tests {
     include!("tests/security.rs");
     include!("tests/context.rs");
     include!("tests/adversarial.rs");
+    include!("tests/faults.rs");
     include!("tests/with_model.rs");
 }
