@@ -50,6 +50,7 @@ async fn chat(State(seen): State<Arc<Seen>>, Path(mode): Path<String>, headers: 
         "prose" => reply("I am not able to answer questions about pizzas."),
         "invents" if body_streams(&seen) => invented_column_stream(&seen),
         "invents" => reply(INVENTED_SQL),
+        "dies" => dying_stream(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -74,16 +75,32 @@ fn invented_column_stream(seen: &Seen) -> Response {
     };
     let mut events = String::new();
     for token in tokens {
-        let mut candidates = vec![json!({"token": token, "bytes": token.as_bytes(), "logprob": -0.1})];
-        if *token == " pizza_colour" {
-            candidates.push(json!({"token": " size", "bytes": " size".as_bytes(), "logprob": -2.5}));
-        }
-        let chunk = json!({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null,
-            "logprobs": {"content": [{"token": token, "bytes": token.as_bytes(), "logprob": -0.1, "top_logprobs": candidates}]}}]});
-        events.push_str(&format!("data: {chunk}\n\n"));
+        let alternative = (*token == " pizza_colour").then_some(" size");
+        events.push_str(&token_event(token, alternative));
     }
     events.push_str(&format!("data: {}\n\ndata: [DONE]\n\n", json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})));
     ([("content-type", "text/event-stream")], events).into_response()
+}
+
+/// One streamed token as a server-sent event, with its log-probability and, if given, a second
+/// choice less likely.
+fn token_event(token: &str, alternative: Option<&str>) -> String {
+    let mut candidates = vec![json!({"token": token, "bytes": token.as_bytes(), "logprob": -0.1})];
+    if let Some(alternative) = alternative {
+        candidates.push(json!({"token": alternative, "bytes": alternative.as_bytes(), "logprob": -2.5}));
+    }
+    let chunk = json!({"choices": [{"index": 0, "delta": {"content": token}, "finish_reason": null,
+        "logprobs": {"content": [{"token": token, "bytes": token.as_bytes(), "logprob": -0.1, "top_logprobs": candidates}]}}]});
+    format!("data: {chunk}\n\n")
+}
+
+/// A server whose process dies mid-reply (killed, out of memory): the first tokens of a stream,
+/// then the connection ends without the rest.
+fn dying_stream() -> Response {
+    let first_tokens: String = ["```", "sql", "\n", "SELECT"].iter().map(|token| token_event(token, None)).collect();
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> =
+        vec![Ok(first_tokens.into()), Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the server process died"))];
+    ([("content-type", "text/event-stream")], axum::body::Body::from_stream(futures_util::stream::iter(chunks))).into_response()
 }
 
 /// The scripted server on 127.0.0.1:<random>: its base URL and what it saw.
@@ -239,6 +256,20 @@ async fn a_server_that_is_down_is_a_clear_error_not_a_hang() {
     assert_eq!(code, "08001", "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")) && text.contains("refused") && text.contains("nl2sql.endpoint"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+/// The inference server dies while it streams the answer: the request is tried again (a restarted
+/// server may answer), then a clear ERROR that names the server; no hang, and the session goes on.
+#[tokio::test]
+async fn a_server_that_dies_mid_reply_is_a_clear_error() {
+    let (base, seen) = scripted_server().await;
+    let client = session(&format!("{base}/dies/v1")).await;
+    let (code, text) = error_of(&client, "SELECT nl2sql_sql('How many pizzas?')").await;
+    assert_eq!(code, "08001", "{text}");
+    assert!(text.contains(&format!("{base}/dies/v1")) && text.contains("connection closed before message completed"), "{text}");
+    assert!(text.contains("nl2sql.endpoint"), "the hint says what to check: {text}");
+    assert!(body_streams(&seen), "the reply was being streamed when the server died");
+    client.batch_execute("SELECT 1").await.expect("the session is still usable");
 }
 
 #[tokio::test]
