@@ -1,7 +1,24 @@
-// Faults of the machine under nl2sql: too little memory to load the model, a disk that fills up
-// under nl2sql_load_csv. Each must be a clear ERROR that leaves the backend running and nothing
+// Faults of the machine under nl2sql: a model file the server may not read, too little memory to
+// load the model, a disk that fills up under nl2sql_load_csv. Each must be a clear ERROR that leaves the backend running and nothing
 // half-written. (A server restarted or a backend killed mid-question needs a server the test can
 // restart: web/tests/faults.rs.)
+
+/// A model file whose mode lets nobody read it (the server's OS user is not root): the ERROR says
+/// so and names the file. (Missing, empty, not GGUF, damaged, truncated and other architectures:
+/// engine/src/model.rs and engine/tests.)
+#[pg_test]
+fn a_model_file_the_server_may_not_read_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    run("CREATE TABLE orders (id int, total numeric)");
+    let path = std::env::temp_dir().join(format!("nl2sql-unreadable-{}.gguf", std::process::id()));
+    std::fs::write(&path, b"GGUF").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    run(&format!("SET nl2sql.model_path = {}", sql_literal(&path.display().to_string())));
+    let error = error_of("SELECT nl2sql_sql('How many orders are there?')");
+    let _ = std::fs::remove_file(&path);
+    assert!(error.contains(&path.display().to_string()) && error.contains("cannot open it (Permission denied"), "{error}");
+    assert!(error.contains("HINT: Run scripts/fetch-model"), "{error}");
+}
 
 /// This backend's address-space limit (`ulimit -v`, RLIMIT_AS) set to its size now plus `room`
 /// bytes, until dropped.
