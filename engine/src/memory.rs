@@ -40,17 +40,17 @@ pub(crate) fn room() -> Option<Room> {
 
 /// The process's virtual size (`VmSize`), what `RLIMIT_AS` limits, in bytes.
 pub fn virtual_size() -> Option<u64> {
-    Some(kib_field(&read("/proc/self/status")?, "VmSize:")? * 1024)
+    Some(number_after(&read("/proc/self/status")?, "VmSize:")? * 1024)
 }
 
 /// `RLIMIT_AS`'s soft limit less the process's virtual size.
 fn address_space_room() -> Option<Room> {
-    let limit = soft_limit(&read("/proc/self/limits")?, "Max address space")?;
+    let limit = number_after(&read("/proc/self/limits")?, "Max address space")?;
     Some(Room { bytes: limit.saturating_sub(virtual_size()?), limit: "the process's address-space limit (ulimit -v)" })
 }
 
 fn available_memory() -> Option<Room> {
-    Some(Room { bytes: kib_field(&read("/proc/meminfo")?, "MemAvailable:")? * 1024, limit: "the memory available on this machine" })
+    Some(Room { bytes: number_after(&read("/proc/meminfo")?, "MemAvailable:")? * 1024, limit: "the memory available on this machine" })
 }
 
 /// cgroup v2: `memory.max` less `memory.current` of the process's own group.
@@ -66,14 +66,10 @@ fn read(path: impl AsRef<Path>) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-/// The soft limit of one row of /proc/self/limits, in its unit; `None` when unlimited.
-fn soft_limit(limits: &str, name: &str) -> Option<u64> {
-    let row = limits.lines().find(|line| line.starts_with(name))?;
-    row[name.len()..].split_whitespace().next()?.parse().ok()
-}
-
-/// A `Name:  1234 kB` field of /proc/self/status or /proc/meminfo, in KiB.
-fn kib_field(text: &str, name: &str) -> Option<u64> {
+/// The number after `name` on the row that starts with it: a `Name:  1234 kB` field of
+/// /proc/self/status or /proc/meminfo (in KiB), or the soft limit of a /proc/self/limits row (in
+/// its unit; `None` when "unlimited").
+fn number_after(text: &str, name: &str) -> Option<u64> {
     let row = text.lines().find(|line| line.starts_with(name))?;
     row[name.len()..].split_whitespace().next()?.parse().ok()
 }
@@ -91,16 +87,16 @@ Max file locks            unlimited            unlimited            locks
 
     #[test]
     fn the_soft_limit_is_read_and_unlimited_is_none() {
-        assert_eq!(soft_limit(LIMITS, "Max address space"), Some(4 << 30));
-        assert_eq!(soft_limit(LIMITS, "Max file locks"), None);
-        assert_eq!(soft_limit(LIMITS, "Max nice priority"), None);
+        assert_eq!(number_after(LIMITS, "Max address space"), Some(4 << 30));
+        assert_eq!(number_after(LIMITS, "Max file locks"), None);
+        assert_eq!(number_after(LIMITS, "Max nice priority"), None);
     }
 
     #[test]
     fn kib_fields_are_read_by_name() {
         let status = "Name:\tpostgres\nVmPeak:\t  300000 kB\nVmSize:\t  250000 kB\n";
-        assert_eq!(kib_field(status, "VmSize:"), Some(250_000));
-        assert_eq!(kib_field(status, "VmRSS:"), None);
+        assert_eq!(number_after(status, "VmSize:"), Some(250_000));
+        assert_eq!(number_after(status, "VmRSS:"), None);
     }
 
     #[test]
