@@ -76,6 +76,8 @@ pub struct SchemaConstraint {
     /// Everything an unqualified word may be in an expression: keywords, functions, types,
     /// EXTRACT fields, columns and relation names, sorted for prefix search.
     words: Vec<String>,
+    /// The schema it was made from: what a model worker in another process makes it again from.
+    schema: Schema,
 }
 
 impl SchemaConstraint {
@@ -100,7 +102,11 @@ impl SchemaConstraint {
         words.extend(relations.iter().filter_map(|r| r.schema.clone()));
         words.sort();
         words.dedup();
-        Self { relations, columns, words }
+        Self { relations, columns, words, schema: schema.clone() }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// Whether `text`, a statement being written, can still become a valid one (or is one): what

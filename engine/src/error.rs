@@ -1,10 +1,13 @@
 //! Every way the engine can fail, each with a message that says what went wrong and what to do.
 
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+/// Serializable so that a failure in the model worker reaches its caller as the same error
+/// ([`crate::worker`]).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum Error {
     #[error("model file {path} does not exist; run scripts/fetch-model to download the default model, or point the model path at a Qwen2-architecture GGUF file")]
     ModelNotFound { path: PathBuf },
@@ -19,7 +22,7 @@ pub enum Error {
     UnsupportedArchitecture { path: PathBuf, architecture: String },
 
     #[error("not enough memory to load model file {path}: loading it needs about {needed_mib} MiB, and {limit} leaves {room_mib} MiB")]
-    NotEnoughMemory { path: PathBuf, needed_mib: u64, room_mib: u64, limit: &'static str },
+    NotEnoughMemory { path: PathBuf, needed_mib: u64, room_mib: u64, limit: String },
 
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
@@ -39,8 +42,9 @@ pub enum Error {
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 
+    /// candle's error as text: it cannot cross a socket as a value.
     #[error("model computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(String),
 
     #[error("the inference server at {endpoint} could not be used after {tries} tries: {reason}")]
     RemoteUnavailable { endpoint: String, tries: u32, reason: String },
@@ -60,6 +64,15 @@ pub enum Error {
     #[error("the inference server's reply cannot be read: {0}")]
     RemoteReply(String),
 
+    #[error("the model worker at {socket} cannot be used: {reason}")]
+    WorkerUnavailable { socket: PathBuf, reason: String },
+
     #[error("generation was cancelled")]
     Cancelled,
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(error: candle_core::Error) -> Self {
+        Error::Candle(error.to_string())
+    }
 }

@@ -8,6 +8,7 @@ use crate::prompt::ChatPrompt;
 use crate::constraint::SchemaConstraint;
 use crate::constrained::{Constrained, Ranking, Reply, Step};
 use crate::qwen2::argmax;
+use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ fn checkpoint(observer: &mut dyn Observer) -> Result<()> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Finish {
     /// The model ended its message.
     Stop,
@@ -49,7 +50,7 @@ pub enum Finish {
     Length,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Computing the prompt tokens not found in the prefix cache; ends with the first new token.
     pub prefill: Duration,
@@ -57,7 +58,7 @@ pub struct Timings {
     pub decode: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
     pub text: String,
     pub prompt_tokens: usize,

@@ -14,6 +14,7 @@
 //! - [`remote`] sends the same prompts to an OpenAI-compatible inference server instead
 //! - `extract` finds the SQL in the model's reply
 //! - [`memory`] checks there is room for a model before loading it (running out halfway aborts)
+//! - [`worker`] serves one loaded model to many processes over a Unix socket, and asks it
 //! - [`settings`] holds threads, token limit and device, with their bounds; [`paths`] the cache
 
 #![warn(unreachable_pub, dead_code)]
@@ -42,6 +43,7 @@ mod sql_names;
 mod tokens;
 mod value_kind;
 pub mod values;
+pub mod worker;
 
 pub use constraint::SchemaConstraint;
 pub use conversation::{converse, Answer, Attempt, Failure, Feedback, RepairPolicy, SqlModel, Verdict};

@@ -27,7 +27,7 @@ pub(crate) fn ensure_room(path: &Path, needed: u64) -> Result<()> {
             path: path.to_owned(),
             needed_mib: needed >> 20,
             room_mib: room.bytes >> 20,
-            limit: room.limit,
+            limit: room.limit.to_owned(),
         }),
         _ => Ok(()),
     }

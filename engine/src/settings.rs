@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::sync::OnceLock;
 
 /// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DeviceChoice {
     Cpu,
     /// An NVIDIA GPU by ordinal; needs the crate feature `cuda`.
@@ -77,7 +77,7 @@ pub const MAX_NEW_TOKENS: Bounds = Bounds { default: 256, min: 16, max: 4096 };
 pub const REPAIR_ATTEMPTS: Bounds = Bounds { default: 1, min: 0, max: 5 };
 
 /// What is fixed when the model is loaded (threads, device) and what may change per call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Settings {
     pub threads: usize,
     pub max_new_tokens: usize,

@@ -1,0 +1,110 @@
+//! The model worker (engine/src/worker.rs) with the real model, in a thread of this process: its
+//! answers are the engine's, a caller that gives up stops it, and its failures reach the caller
+//! as the same errors. (The worker as PostgreSQL runs it, forked and supervised, is tested in
+//! web/tests/worker.rs.)
+
+use nl2sql_engine::paths::default_model_path;
+use nl2sql_engine::worker::{serve, WorkerClient};
+use nl2sql_engine::{ChatPrompt, Engine, Error, Observer, Question, Quiet, Schema, SchemaConstraint, Settings, SqlModel, SqlRequest};
+use std::ops::ControlFlow;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Starts a worker serving `model` on a socket in a fresh directory; its socket path.
+fn start_worker(model: &Path) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nl2sql-worker-test-{}-{}", std::process::id(), fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("model.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let model = model.to_owned();
+    std::thread::spawn(move || serve(&listener, model, Settings::default(), true, &|message| eprintln!("worker: {message}")));
+    socket
+}
+
+/// One worker with the real model for every test here (a load takes seconds and 3 GB).
+fn worker() -> &'static Path {
+    static SOCKET: OnceLock<PathBuf> = OnceLock::new();
+    SOCKET.get_or_init(|| start_worker(&default_model_path()))
+}
+
+fn pizza_prompt(question: &str) -> (ChatPrompt, SchemaConstraint) {
+    let schema = Schema::from_ddl(include_str!("../examples/pizza.sql")).unwrap();
+    let question = Question::parse(question).unwrap();
+    (SqlRequest::new(&schema, &question).prompt(None), SchemaConstraint::new(&schema))
+}
+
+/// Records the streamed replies, and gives up after `stop_after` of them.
+struct Watcher {
+    replies: Vec<String>,
+    stop_after: usize,
+}
+
+impl Observer for Watcher {
+    fn checkpoint(&mut self) -> ControlFlow<()> {
+        if self.replies.len() >= self.stop_after { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+    fn reply(&mut self, text: &str) {
+        self.replies.push(text.to_owned());
+    }
+}
+
+#[test]
+fn the_worker_answers_exactly_as_the_engine_in_this_process_streaming_the_reply() {
+    let (prompt, constraint) = pizza_prompt("Which pizza sold the most on Fridays?");
+    let mut client = WorkerClient::new(worker(), 160);
+    let mut watcher = Watcher { replies: Vec::new(), stop_after: usize::MAX };
+    let served = client.complete(&prompt, Some(&constraint), &mut watcher).unwrap();
+
+    let mut engine = Engine::load(&default_model_path(), Settings { max_new_tokens: 160, ..Settings::default() }).unwrap();
+    let local = engine.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    assert_eq!(served.text, local.text, "same prompt, same constraint, greedy: the same reply");
+    assert_eq!(served.generated_tokens, local.generated_tokens);
+    assert!(served.text.contains("SELECT"), "{}", served.text);
+    assert!(watcher.replies.len() >= 5, "the reply arrives token by token: {:?}", watcher.replies);
+    assert_eq!(watcher.replies.last().unwrap(), &served.text);
+}
+
+#[test]
+fn a_caller_that_gives_up_stops_its_request_and_the_next_one_is_served() {
+    let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
+    let mut client = WorkerClient::new(worker(), 160);
+    let before = client.status(&mut Quiet).unwrap();
+    let mut impatient = Watcher { replies: Vec::new(), stop_after: 3 };
+    let result = client.complete(&prompt, Some(&constraint), &mut impatient);
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+
+    let after = client.status(&mut Quiet).unwrap();
+    assert_eq!(after.cancelled, before.cancelled + 1, "the worker saw the caller leave: {after:?}");
+    assert_eq!(after.completed, before.completed, "and did not finish the reply for nobody");
+    assert_eq!(after.pid, std::process::id(), "the worker here is a thread of this test");
+
+    let answer = client.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    assert!(answer.text.contains("SELECT"), "{}", answer.text);
+    assert_eq!(client.status(&mut Quiet).unwrap().completed, after.completed + 1);
+}
+
+#[test]
+fn a_model_that_cannot_load_reaches_the_caller_as_the_same_error() {
+    let missing = std::env::temp_dir().join("nl2sql-no-such-model.gguf");
+    let socket = start_worker(&missing);
+    let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
+    let result = WorkerClient::new(&socket, 160).complete(&prompt, Some(&constraint), &mut Quiet);
+    match result {
+        Err(Error::ModelNotFound { path }) => assert_eq!(path, missing),
+        other => panic!("expected ModelNotFound, got {other:?}"),
+    }
+    let status = WorkerClient::new(&socket, 160).status(&mut Quiet).unwrap();
+    assert_eq!((status.load_time, status.failed), (None, 1), "{status:?}");
+}
+
+#[test]
+fn no_worker_listening_is_a_clear_error() {
+    let socket = std::env::temp_dir().join("nl2sql-no-worker-here.sock");
+    let started = std::time::Instant::now();
+    let error = WorkerClient::new(&socket, 160).with_patience(Duration::from_secs(2)).status(&mut Quiet).unwrap_err();
+    assert!(matches!(error, Error::WorkerUnavailable { .. }), "{error:?}");
+    assert!(error.to_string().contains("nl2sql-no-worker-here.sock"), "{error}");
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited for a worker that may be starting");
+}
