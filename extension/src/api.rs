@@ -247,6 +247,8 @@ fn nl2sql_status() -> JsonB {
         "request_timeout_ms": gucs::request_timeout_ms(),
         "model_path": path.display().to_string(),
         "model_present": path.is_file(),
+        // With nl2sql preloaded, backends ask the server's model worker (nl2sql_worker() says more).
+        "model_worker": crate::model_worker::serves(),
         "loaded_in_this_session": loaded.is_some(),
         "load_seconds": loaded.as_ref().map(|(_, t, _)| t.as_secs_f64()),
         "threads": loaded.as_ref().map_or(requested.threads, |(_, _, s)| s.threads),
@@ -263,6 +265,29 @@ fn nl2sql_status() -> JsonB {
         "embedding_model_present": gucs::embedding_model_path().join("model.safetensors").is_file(),
         "allowed_function_schemas": gucs::allowed_function_schemas(),
     }))
+}
+
+/// The server's model worker as it reports itself: its process, the model, threads and device in
+/// force, load time and requests served (it answers between two questions). An ERROR when nl2sql
+/// is not preloaded or the worker cannot be reached.
+#[pg_extern]
+fn nl2sql_worker() -> Result<JsonB, ErrorReport> {
+    if !crate::model_worker::serves() {
+        return Err(Nl2sqlError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "the model worker is not running: nl2sql is not in shared_preload_libraries")
+            .hint("Each backend loads its own copy of the model. For one copy per server: ALTER SYSTEM SET shared_preload_libraries = 'nl2sql'; then restart PostgreSQL.")
+            .into());
+    }
+    let status = crate::backend_model::worker_client().status(&mut Backend::new(false)).map_err(Nl2sqlError::from)?;
+    Ok(JsonB(json!({
+        "pid": status.pid,
+        "model_path": status.model_path.display().to_string(),
+        "load_seconds": status.load_time.map(|t| t.as_secs_f64()),
+        "threads": status.settings.threads,
+        "device": status.settings.device.to_string(),
+        "completed": status.completed,
+        "cancelled": status.cancelled,
+        "failed": status.failed,
+    })))
 }
 
 /// The tables, views and columns the calling role may read, as the model sees them (jsonb).

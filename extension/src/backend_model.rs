@@ -1,4 +1,5 @@
-//! What writes this backend's SQL and answers: with nl2sql.backend = local, the model loaded on
+//! What writes this backend's SQL and answers: with nl2sql.backend = local, the server's model
+//! worker when nl2sql is preloaded ([`crate::model_worker`]); otherwise the model loaded on
 //! first use and kept for the life of the connection (loading takes seconds and 3 GB, so pooled
 //! connections should be reused), reloaded if nl2sql.model_path changes; threads and device are
 //! fixed at load (a later change is reported with a WARNING, and nl2sql_status() shows the values
@@ -9,6 +10,7 @@
 use crate::errors::{report, Nl2sqlError, Result};
 use crate::gucs::{self, ModelBackend};
 use nl2sql_engine::remote::RemoteModel;
+use nl2sql_engine::worker::WorkerClient;
 use nl2sql_engine::{Engine, Observer, Settings, SqlModel};
 use pgrx::prelude::*;
 use pgrx::PgLogLevel;
@@ -124,9 +126,15 @@ fn with_remote<R>(f: impl FnOnce(&mut RemoteModel) -> R) -> Result<R> {
     })
 }
 
+/// A client of the server's model worker (connections are per request: nothing to keep).
+pub fn worker_client() -> WorkerClient {
+    WorkerClient::new(crate::model_worker::socket(), gucs::max_new_tokens())
+}
+
 /// Runs `f` with whatever writes SQL and answers in this session (nl2sql.backend).
 pub fn with_model<R>(f: impl FnOnce(&mut dyn SqlModel) -> R) -> Result<R> {
     match gucs::backend() {
+        ModelBackend::Local if crate::model_worker::serves() => Ok(f(&mut worker_client())),
         ModelBackend::Local => with_engine(|engine| f(engine)),
         ModelBackend::Openai => with_remote(|remote| f(remote)),
     }

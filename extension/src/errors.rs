@@ -86,6 +86,8 @@ impl From<EngineError> for Nl2sqlError {
             // 08001, as postgres_fdw and dblink report a remote server they cannot reach.
             EngineError::RemoteUnavailable { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
                 .hint("Check that the inference server is running and that nl2sql.endpoint points at it (SELECT nl2sql_status())."),
+            EngineError::WorkerUnavailable { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
+                .hint("The model worker restarts by itself after a crash: try again in a few seconds. If it persists, see the server log."),
             EngineError::RemoteCircuitOpen { .. } => Self::new(PgSqlErrorCode::ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION, message)
                 .hint("Fix or restart the inference server; nl2sql tries it again after the pause. A new connection tries at once."),
             EngineError::RemoteUnauthorized { .. } => Self::new(PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, message)

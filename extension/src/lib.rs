@@ -11,7 +11,8 @@
 //!   run from that tree; [`provenance`] — only code of pg_catalog and allowed schemas
 //! - [`guc_scope`] — pinned search_path and read-only state for a step; [`subtransaction`] —
 //!   a PostgreSQL ERROR as a value, rolled back
-//! - [`backend_model`] — this backend's loaded model; [`progress`] — progress NOTICEs
+//! - [`backend_model`] — what answers in this backend: the model worker ([`model_worker`], when
+//!   preloaded), the model loaded here, or an inference server; [`progress`] — progress NOTICEs
 //! - [`csv_load`], [`csv_types`] — nl2sql_load_csv and its type inference
 //! - [`gucs`], [`errors`] — settings and the one error type
 
@@ -27,6 +28,7 @@ pub mod glossary;
 pub mod guc_scope;
 pub mod gucs;
 pub mod linker;
+pub mod model_worker;
 pub mod own_tables;
 pub mod pipeline;
 pub mod progress;
@@ -40,11 +42,12 @@ pub mod value_index;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
-/// Runs when the library is loaded into a backend (or into the postmaster with
-/// shared_preload_libraries): registers settings only; the model loads on first use.
+/// Runs when the library is loaded into a backend, or into the postmaster with
+/// shared_preload_libraries: registers the settings, and when preloaded the model worker.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::register();
+    model_worker::register();
 }
 
 /// Required by `cargo pgrx test`.
