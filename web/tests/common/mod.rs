@@ -5,6 +5,8 @@
 use nl2sql_web::db::{Database, PoolSettings};
 use nl2sql_web::{router, AppState};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, Row};
 
 pub fn database_url() -> String {
     std::env::var("DATABASE_URL").expect(
@@ -69,4 +71,49 @@ pub async fn admin_query_one(sql: &str) -> serde_json::Value {
     tokio::spawn(connection);
     let row = client.query_one(&format!("SELECT to_jsonb(q) -> (SELECT min(k) FROM jsonb_object_keys(to_jsonb(q)) k) FROM ({sql}) q"), &[]).await.unwrap();
     row.get(0)
+}
+
+/// A superuser session, its backend's pid, and the details of the NOTICEs it receives.
+pub async fn watched_session() -> (Client, i32, mpsc::UnboundedReceiver<String>) {
+    let (client, mut connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
+    let (send, notices) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures_util::StreamExt::next(&mut messages).await {
+            if let AsyncMessage::Notice(notice) = message {
+                let _ = send.send(notice.detail().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let pid = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    (client, pid, notices)
+}
+
+/// Asks `sql` (a question with progress => true) in a new superuser session and returns once the
+/// model is writing SQL (its first progress NOTICE with text): the backend's pid and the call.
+pub async fn question_mid_decoding(sql: &'static str) -> (i32, tokio::task::JoinHandle<Result<Row, tokio_postgres::Error>>) {
+    let (client, pid, mut notices) = watched_session().await;
+    let question = tokio::spawn(async move { client.query_one(sql, &[]).await });
+    let waiting = tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(detail) = notices.recv().await {
+            if detail.starts_with("{\"text\"") {
+                return;
+            }
+        }
+        panic!("the session ended before the model wrote any SQL");
+    });
+    waiting.await.expect("the model started writing SQL within 300 s");
+    (pid, question)
+}
+
+/// Runs a program to its end off the test's runtime thread; whether it succeeded.
+pub async fn command(program: &str, args: &[&str]) -> bool {
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.status().is_ok_and(|status| status.success())).await.unwrap()
+}
+
+/// The SQLSTATE of a failed call.
+pub fn sqlstate(error: &tokio_postgres::Error) -> Option<String> {
+    error.as_db_error().map(|db| db.code().code().to_owned())
 }

@@ -1,0 +1,123 @@
+//! The model worker as PostgreSQL runs it (nl2sql in shared_preload_libraries, as scripts/db-server
+//! configures the test server), with the real model: every session asks one model process and
+//! loads nothing itself; a cancel removes a waiting question and stops a running one; the model
+//! process killed (as the OOM killer would) fails only the question in flight and is started
+//! again, without the crash recovery that a killed backend causes (tests/faults.rs).
+//! The tests take turns (SERIAL): one kills the worker the others use.
+
+mod common;
+
+use common::{admin, admin_query_one, question_mid_decoding, sqlstate, watched_session};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+const FRIDAYS: &str = "What is the most bought pizza on Fridays?";
+const QUESTION: &str = "SELECT nl2sql_ask('How many pizzas were sold on each day of the week?', progress => true)";
+const COUNT: &str = "SELECT nl2sql_sql('Count the rows of the pizza_sales table.')";
+
+/// The worker's own report (it answers between questions).
+async fn worker() -> Value {
+    admin_query_one("SELECT nl2sql_worker()").await
+}
+
+/// A process's resident memory, from /proc (the tests run on the server's machine).
+fn rss_mib(pid: i64) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("process {pid}: {e}"));
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS");
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+#[tokio::test]
+async fn every_session_asks_the_one_model_process_and_loads_nothing_itself() {
+    let _turn = SERIAL.lock().await;
+    let before = worker().await;
+    let best = common::friday_best_seller().await;
+
+    // Two new connections ask at the same time.
+    let ask = || async {
+        let (client, pid, _) = watched_session().await;
+        let answer: Value = client.query_one("SELECT nl2sql_ask($1, narrate_result => false)::jsonb", &[&FRIDAYS]).await.unwrap().get(0);
+        (client, pid, answer)
+    };
+    let (first, second) = tokio::join!(ask(), ask());
+    for (_client, pid, answer) in [&first, &second] {
+        assert!(answer["rows"][0].as_array().unwrap().contains(&Value::from(best.clone())), "the first row is {best}: {answer}");
+        let rss = rss_mib(i64::from(*pid));
+        eprintln!("backend {pid} after its question: {rss} MiB");
+        assert!(rss < 512, "backend {pid} holds {rss} MiB: it loaded a model of its own");
+    }
+
+    let after = worker().await;
+    assert_eq!(after["pid"], before["pid"], "the same model process answered: {after}");
+    let completed = |status: &Value| status["completed"].as_u64().unwrap();
+    assert!(completed(&after) >= completed(&before) + 2, "both questions went to it: {before} -> {after}");
+    let worker_rss = rss_mib(after["pid"].as_i64().unwrap());
+    eprintln!("the model process: {worker_rss} MiB");
+    assert!(worker_rss > 1024, "the model is in the worker: {worker_rss} MiB");
+}
+
+/// Cancels the call running in backend `pid` and returns its error's SQLSTATE, printing how long
+/// the call took to end.
+async fn cancel(pid: i32, call: tokio::task::JoinHandle<Result<tokio_postgres::Row, tokio_postgres::Error>>, what: &str) -> Option<String> {
+    let started = Instant::now();
+    admin(&format!("SELECT pg_cancel_backend({pid})")).await;
+    let error = call.await.unwrap().expect_err("a cancelled question cannot succeed");
+    let took = started.elapsed();
+    eprintln!("cancel of a {what} question: it ended {took:?} after pg_cancel_backend");
+    // The bound is loose on purpose (the issue asks for 1 s; the benchmark prints the number):
+    // without the cancel, the question would run for many seconds more.
+    assert!(took < Duration::from_secs(5), "the {what} question ended {took:?} after its cancel");
+    sqlstate(&error)
+}
+
+#[tokio::test]
+async fn a_cancel_removes_a_waiting_question_and_stops_a_running_one() {
+    let _turn = SERIAL.lock().await;
+    let before = worker().await;
+    let (running_pid, running) = question_mid_decoding(QUESTION).await;
+
+    // A second question waits its turn behind the first.
+    let (waiting_client, waiting_pid, _) = watched_session().await;
+    let waiting = tokio::spawn(async move { waiting_client.query_one("SELECT nl2sql_sql($1)", &[&FRIDAYS]).await });
+    tokio::time::sleep(Duration::from_secs(2)).await; // reading its schema takes milliseconds
+
+    assert_eq!(cancel(waiting_pid, waiting, "waiting").await.as_deref(), Some("57014"));
+    assert_eq!(cancel(running_pid, running, "running").await.as_deref(), Some("57014"));
+
+    // The worker saw both leave: it stopped the running one and skipped the waiting one.
+    let after = worker().await;
+    let count = |status: &Value, key: &str| status[key].as_u64().unwrap();
+    assert_eq!(count(&after, "cancelled"), count(&before, "cancelled") + 2, "{before} -> {after}");
+    assert_eq!(count(&after, "completed"), count(&before, "completed"), "nothing was finished for nobody: {after}");
+    let sql = admin_query_one(COUNT).await;
+    assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "and it answers the next question: {sql}");
+}
+
+#[tokio::test]
+async fn a_killed_model_process_fails_only_the_question_in_flight_and_is_started_again() {
+    let _turn = SERIAL.lock().await;
+    let old = worker().await["pid"].as_i64().unwrap();
+    let (bystander, bystander_pid, _) = watched_session().await;
+    let (_pid, question) = question_mid_decoding(QUESTION).await;
+
+    let killed = Instant::now();
+    assert!(common::command("kill", &["-KILL", &old.to_string()]).await, "kill -KILL {old} failed");
+    let error = question.await.unwrap().expect_err("the question cannot have finished");
+    assert_eq!(sqlstate(&error).as_deref(), Some("08001"), "{error}");
+    let message = error.as_db_error().unwrap().message().to_owned();
+    assert!(message.contains("model worker") && message.contains("ended the connection"), "{message}");
+
+    // Not a crash of the server: a session opened before goes on.
+    let pid: i32 = bystander.query_one("SELECT pg_backend_pid()", &[]).await.expect("the bystander's session survives").get(0);
+    assert_eq!(pid, bystander_pid);
+
+    // The next question waits for the new model process and is answered.
+    let sql = admin_query_one(COUNT).await;
+    eprintln!("a question asked after the kill was answered {:?} after it", killed.elapsed());
+    assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "{sql}");
+    let new = worker().await["pid"].as_i64().unwrap();
+    assert_ne!(new, old, "a new model process answers");
+}
