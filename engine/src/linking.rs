@@ -26,6 +26,9 @@ const TABLE_NAME_BONUS: f32 = 0.15;
 const VALUE_BONUS: f32 = 0.5;
 
 pub struct Linker {
+    /// Loads the embedder on first need (a schema over the budget, examples to rank): a backend
+    /// that never needs it does not pay its 90 MB.
+    load: Option<Box<dyn FnOnce() -> Option<Embedder>>>,
     embedder: Option<Embedder>,
     /// Embeddings by text: columns keep theirs across questions until their text changes.
     cache: HashMap<String, Vec<f32>>,
@@ -53,14 +56,22 @@ fn estimated_tokens(tables: &[&Table]) -> usize {
 impl Linker {
     /// With no embedder, columns are scored by names and values only.
     pub fn new(embedder: Option<Embedder>) -> Self {
-        Self { embedder, cache: HashMap::new() }
+        Self { load: None, embedder, cache: HashMap::new() }
     }
 
-    pub fn has_embedder(&self) -> bool {
-        self.embedder.is_some()
+    /// With the embedder `load` gives, called the first time one is needed.
+    pub fn loading_on_first_use(load: impl FnOnce() -> Option<Embedder> + 'static) -> Self {
+        Self { load: Some(Box::new(load)), embedder: None, cache: HashMap::new() }
+    }
+
+    fn ensure_loaded(&mut self) {
+        if let Some(load) = self.load.take() {
+            self.embedder = load();
+        }
     }
 
     fn embeddings(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.ensure_loaded();
         let Some(embedder) = &self.embedder else { return Ok(vec![Vec::new(); texts.len()]) };
         let missing: Vec<&str> = texts.iter().filter(|t| !self.cache.contains_key(*t)).map(String::as_str).collect();
         for batch in missing.chunks(64) {
@@ -133,6 +144,7 @@ impl Linker {
         if texts.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
+        self.ensure_loaded();
         let scores: Vec<f32> = if self.embedder.is_some() {
             let mut all = vec![question.to_owned()];
             all.extend(texts.iter().cloned());

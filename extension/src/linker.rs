@@ -1,4 +1,4 @@
-//! This backend's schema linker: the embedding model (90 MB, loaded on first use; without it,
+//! This backend's schema linker: the embedding model (90 MB, loaded when first needed; without it,
 //! linking and example search fall back to words), and the embeddings of column descriptions and
 //! example questions it has computed, by text.
 
@@ -17,8 +17,10 @@ pub fn with_linker<R>(f: impl FnOnce(&mut Linker) -> R) -> Result<R> {
     LINKER.with(|cell| {
         let mut slot = cell.try_borrow_mut().map_err(|_| Nl2sqlError::internal("schema linking", "the linker is busy"))?;
         let linker = slot.get_or_insert_with(|| {
-            crate::backend_model::start_compute_threads();
-            Linker::new(Embedder::load(&gucs::embedding_model_path()).ok())
+            Linker::loading_on_first_use(|| {
+                crate::backend_model::start_compute_threads();
+                Embedder::load(&gucs::embedding_model_path()).ok()
+            })
         });
         Ok(f(linker))
     })
