@@ -1,5 +1,6 @@
 //! Latency of nl2sql() on the demo questions, and the memory of the backend that runs the model;
-//! or, with --sessions, throughput: questions per minute with N sessions asking at once; or, with
+//! or, with --sessions, throughput: questions per minute with N sessions asking at once, and the
+//! memory they and the model worker use; or, with
 //! --cancel, how soon a question stops when cancelled in each of its phases, and when its client
 //! hangs up. Prints numbers, asserts nothing.
 //!
@@ -26,8 +27,9 @@ const QUESTIONS: [&str; 6] = [
     "How many pizzas were sold between March 1 and March 15, 2015?",
 ];
 
-fn memory_mib(pid: i32, field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// A field of /proc/<pid>/<file> in MiB (status: VmRSS, VmHWM; smaps_rollup: Pss).
+fn proc_mib(pid: i32, file: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     let kib: f64 = status.lines().find_map(|l| l.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib / 1024.0)
 }
@@ -61,8 +63,11 @@ fn name_and_value(setting: &str) -> Result<(&str, &str), Error> {
 /// minute and the errors.
 fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usize) -> Result<(), Error> {
     let mut clients = Vec::new();
+    let mut pids = Vec::new();
     for _ in 0..sessions {
-        clients.push(connect(url, settings)?);
+        let mut client = connect(url, settings)?;
+        pids.push(client.query_one("SELECT pg_backend_pid()", &[])?.get::<_, i32>(0));
+        clients.push(client);
     }
     let warm = std::thread::scope(|scope| {
         let handles: Vec<_> = clients.iter_mut().map(|c| scope.spawn(move || c.query("SELECT * FROM nl2sql($1)", &[&QUESTIONS[0]]).map(drop))).collect();
@@ -100,7 +105,23 @@ fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usiz
         "{sessions} session(s) x {per_session} questions: {:.1} questions/minute ({answered} answered, {failed} failed, {seconds:.0} s)",
         (answered + failed) as f64 * 60.0 / seconds
     );
+    print_memory(&mut clients[0], &pids);
     Ok(())
+}
+
+/// The memory the sessions' backends and the model worker (if the server runs one) use, as PSS:
+/// shared pages (shared_buffers, the mapped library) are counted once, split among the processes.
+fn print_memory(client: &mut Client, backends: &[i32]) {
+    let worker: Option<i32> = client.query_one("SELECT (nl2sql_worker()->>'pid')::int", &[]).ok().map(|row| row.get(0));
+    let pss = |pid: i32| proc_mib(pid, "smaps_rollup", "Pss:");
+    let Some(sessions) = backends.iter().map(|&pid| pss(pid)).sum::<Option<f64>>() else {
+        return println!("  memory: not readable (run on the database host, as root or the server user)");
+    };
+    let model = worker.and_then(pss).unwrap_or(0.0);
+    match worker {
+        Some(pid) => println!("  memory (PSS): {} backends {sessions:.0} MiB + model worker {pid} {model:.0} MiB = {:.0} MiB", backends.len(), sessions + model),
+        None => println!("  memory (PSS): {} backends, each with its own model: {sessions:.0} MiB", backends.len()),
+    }
 }
 
 /// A moment of a question: the start of a phase (as nl2sql_ask's progress NOTICEs name it), or
@@ -277,7 +298,7 @@ fn main() -> Result<(), Error> {
     };
 
     let first = time(&mut client, QUESTIONS[0])?;
-    println!("first call (loads the model into the backend): {first:.1} s");
+    println!("first call of the connection (loads the model into the backend, unless the server runs the model worker): {first:.1} s");
     let mut warm = Vec::new();
     for round in 1..=rounds {
         for question in QUESTIONS {
@@ -288,7 +309,7 @@ fn main() -> Result<(), Error> {
     }
     warm.sort_by(f64::total_cmp);
     println!("\nnl2sql() latency over {} warm calls: p50 {:.1} s, p95 {:.1} s", warm.len(), percentile(&warm, 50.0), percentile(&warm, 95.0));
-    match (memory_mib(pid, "VmRSS:"), memory_mib(pid, "VmHWM:")) {
+    match (proc_mib(pid, "status", "VmRSS:"), proc_mib(pid, "status", "VmHWM:")) {
         (Some(rss), Some(peak)) => println!("backend {pid}: RSS {rss:.0} MiB, peak {peak:.0} MiB"),
         _ => println!("backend {pid}: memory not readable (run on the database host, as root or the server user)"),
     }
