@@ -177,6 +177,7 @@ pub(crate) mod tests {
                 decode_steps: 0,
                 finish: Finish::Stop,
                 timings: Timings::default(),
+                from_cache: false,
             })
         }
     }

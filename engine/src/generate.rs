@@ -69,6 +69,9 @@ pub struct Completion {
     pub decode_steps: usize,
     pub finish: Finish,
     pub timings: Timings,
+    /// The statement cache gave it: nothing was computed (see statement_cache.rs).
+    #[serde(default)]
+    pub from_cache: bool,
 }
 
 impl Completion {
@@ -192,6 +195,7 @@ pub(crate) fn complete(
         decode_steps,
         finish,
         timings: Timings { prefill, decode },
+        from_cache: false,
     };
     cache.store(fed, kv);
     Ok(completion)

@@ -10,7 +10,8 @@
 //! - [`conversation`] asks for SQL, has the caller judge it, and repairs what failed
 //! - `constraint` keeps generated SQL to the schema's tables and columns; `sql_names` the words
 //!   it knows besides them; `ddl` reads schema text back into a [`Schema`]
-//! - `generate` is the greedy decoding loop; `prefix_cache` reuses shared prompt prefixes
+//! - `generate` is the greedy decoding loop; `prefix_cache` reuses shared prompt prefixes;
+//!   `statement_cache` keeps SQL already written, by its exact request
 //! - [`remote`] sends the same prompts to an OpenAI-compatible inference server instead
 //! - `extract` finds the SQL in the model's reply
 //! - [`memory`] checks there is room for a model before loading it (running out halfway aborts)
@@ -40,6 +41,7 @@ pub mod remote;
 pub mod schema;
 pub mod settings;
 mod sql_names;
+mod statement_cache;
 mod tokens;
 mod value_kind;
 pub mod values;
@@ -58,6 +60,7 @@ pub use tokens::ChatTokenizer;
 
 use model::Model;
 use prefix_cache::PrefixCache;
+use statement_cache::StatementCache;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,6 +74,10 @@ pub struct Engine {
     settings: Settings,
     path: PathBuf,
     cache: PrefixCache,
+    statements: StatementCache,
+    /// Whether SQL requests use the statement cache (off until asked for: benchmarks and
+    /// tests that repeat a prompt mean to compute it).
+    statement_cache: bool,
     load_time: Duration,
 }
 
@@ -86,6 +93,8 @@ impl Engine {
             settings: Settings { threads, ..settings },
             path: path.to_owned(),
             cache: PrefixCache::new(PREFIX_CACHE_ENTRIES),
+            statements: StatementCache::default(),
+            statement_cache: false,
             load_time: started.elapsed(),
         })
     }
@@ -121,6 +130,15 @@ impl Engine {
         self.cache.clear();
     }
 
+    /// Turns the statement cache on or off for the next requests (what it holds is kept).
+    pub fn set_statement_cache(&mut self, on: bool) {
+        self.statement_cache = on;
+    }
+
+    pub fn clear_statement_cache(&mut self) {
+        self.statements.clear();
+    }
+
     /// The prompt's token ids, control tokens inserted by id.
     pub fn prompt_tokens(&self, prompt: &ChatPrompt) -> Result<Vec<u32>> {
         prompt.tokens(&self.model.tokenizer)
@@ -143,6 +161,16 @@ impl Engine {
 
 impl SqlModel for Engine {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        generate::complete(&self.model, &mut self.cache, prompt, self.settings.max_new_tokens, constraint, observer)
+        let max_new_tokens = self.settings.max_new_tokens;
+        let key = self.statement_cache.then(|| statement_cache::key(prompt, constraint.map(SchemaConstraint::schema), max_new_tokens)).flatten();
+        if let Some(hit) = key.as_deref().and_then(|key| self.statements.get(key)) {
+            observer.reply(&hit.text);
+            return Ok(hit);
+        }
+        let completion = generate::complete(&self.model, &mut self.cache, prompt, max_new_tokens, constraint, observer)?;
+        if let Some(key) = key {
+            self.statements.put(key, &completion);
+        }
+        Ok(completion)
     }
 }

@@ -1,4 +1,6 @@
-//! A question as the engine accepts it: trimmed, not empty, not over-long. Checked once, where it
+//! A question as the engine accepts it: trimmed, its runs of white space made one space (so the
+//! same question typed twice is the same prompt, and the same statement-cache key), not empty,
+//! not over-long. Checked once, where it
 //! enters; every prompt built from a [`Question`] is then infallible.
 
 use crate::error::{Error, Result};
@@ -11,7 +13,7 @@ pub struct Question(String);
 
 impl Question {
     pub fn parse(text: &str) -> Result<Self> {
-        let text = text.trim();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if text.is_empty() {
             return Err(Error::EmptyQuestion);
         }
@@ -19,7 +21,7 @@ impl Question {
         if chars > MAX_QUESTION_CHARS {
             return Err(Error::QuestionTooLong { chars, limit: MAX_QUESTION_CHARS });
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text))
     }
 
     pub fn as_str(&self) -> &str {
@@ -32,8 +34,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn is_trimmed() {
+    fn is_trimmed_and_its_white_space_made_single_spaces() {
         assert_eq!(Question::parse("  Total revenue?\n").unwrap().as_str(), "Total revenue?");
+        assert_eq!(Question::parse("Total\t revenue\n\nby  month?").unwrap().as_str(), "Total revenue by month?");
     }
 
     #[test]

@@ -272,6 +272,7 @@ impl RemoteModel {
             finish: if choice.finish_reason.as_deref() == Some("length") { Finish::Length } else { Finish::Stop },
             // The server does not say how its time split between prompt and decode.
             timings: Timings { prefill: Duration::ZERO, decode: elapsed },
+            from_cache: false,
         })
     }
 }
@@ -553,6 +554,7 @@ impl RemoteModel {
             decode_steps: reply.tokens.len().saturating_sub(1),
             finish,
             timings: Timings { prefill: Duration::ZERO, decode: started.elapsed() },
+            from_cache: false,
         })
     }
 }

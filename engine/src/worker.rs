@@ -23,7 +23,8 @@ use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a waiting caller looks up from the socket to ask its own observer whether to go on
 /// (PostgreSQL's cancel and statement_timeout are seen then): the bound on cancel latency.
@@ -38,10 +39,24 @@ const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 /// so only a broken one is ever cut off by this.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many recent completions the percentiles are over.
+const RECENT: usize = 1000;
+
+/// What a caller asks for besides the prompt: what its session's settings say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestOptions {
+    pub max_new_tokens: usize,
+    /// The model file the session expects (nl2sql.model_path): a worker serving another one
+    /// refuses, rather than answer with a model the caller did not choose.
+    pub model_path: PathBuf,
+    pub statement_cache: bool,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
-    /// A completion with the schema constraint made from `schema` (none without one).
-    Complete { prompt: ChatPrompt, schema: Option<Schema>, max_new_tokens: usize },
+    /// A completion with the schema constraint made from `schema` (none without one); `sent_at`
+    /// is when the caller sent it (milliseconds since the Unix epoch), for the queue wait.
+    Complete { prompt: ChatPrompt, schema: Option<Schema>, options: RequestOptions, sent_at: u64 },
     Status,
 }
 
@@ -54,7 +69,25 @@ enum Event {
     Status(WorkerStatus),
 }
 
-/// What the worker says about itself.
+/// Percentiles of recent values, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    fn of(values: &VecDeque<f64>) -> Self {
+        let mut sorted: Vec<f64> = values.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |p: f64| sorted.get(((p * (sorted.len() as f64 - 1.0)).round()) as usize).copied().unwrap_or(0.0);
+        Self { count: sorted.len(), p50: at(0.50), p95: at(0.95), p99: at(0.99) }
+    }
+}
+
+/// What the worker says about itself, and what it has done since it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     /// The process that holds the model.
@@ -65,15 +98,50 @@ pub struct WorkerStatus {
     /// Set once the model is loaded; the worker loads it at start, and again at the next request
     /// after a load failed.
     pub load_time: Option<Duration>,
+    /// Completions written or taken from the statement cache.
     pub completed: u64,
+    /// Of those, taken from the statement cache.
+    pub cache_hits: u64,
+    /// Requests whose caller left (a cancel, a timeout, a client gone) before the end.
     pub cancelled: u64,
-    pub failed: u64,
+    /// Requests that failed, by the kind of error (its name in [`Error`]).
+    pub failed: BTreeMap<String, u64>,
+    pub prompt_tokens: u64,
+    /// Prompt tokens whose computation the prefix cache saved.
+    pub cached_prompt_tokens: u64,
+    pub generated_tokens: u64,
+    /// Over the last completions computed (cache hits excluded): time in the model.
+    pub generation_ms: Percentiles,
+    /// Over the last requests: time from the caller's sending to the worker's taking it up.
+    pub queue_wait_ms: Percentiles,
 }
 
 /// The serving side: the engine (once loaded) and what it has done.
 struct Worker {
     engine: Option<Engine>,
     status: WorkerStatus,
+    generation_ms: VecDeque<f64>,
+    queue_wait_ms: VecDeque<f64>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn push_recent(values: &mut VecDeque<f64>, value: f64) {
+    if values.len() == RECENT {
+        values.pop_front();
+    }
+    values.push_back(value);
+}
+
+/// The name of an error's kind, as [`Error`]'s variants name it.
+fn kind(error: &Error) -> String {
+    match serde_json::to_value(error) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(serde_json::Value::Object(fields)) => fields.keys().next().cloned().unwrap_or_default(),
+        _ => "Unknown".to_owned(),
+    }
 }
 
 impl Worker {
@@ -88,6 +156,21 @@ impl Worker {
         Ok(self.engine.as_mut().expect("loaded above"))
     }
 
+    fn complete(&mut self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
+        if options.model_path != self.status.model_path {
+            return Err(Error::InvalidSetting(format!(
+                "nl2sql.model_path is {} in this session, but the server's model worker serves {}; set it for the server (ALTER SYSTEM, then SELECT pg_reload_conf()), not per session",
+                options.model_path.display(),
+                self.status.model_path.display()
+            )));
+        }
+        let constraint = schema.map(SchemaConstraint::new);
+        let engine = self.engine()?;
+        engine.set_max_new_tokens(options.max_new_tokens)?;
+        engine.set_statement_cache(options.statement_cache);
+        engine.complete(prompt, constraint.as_ref(), caller)
+    }
+
     fn answer(&mut self, stream: UnixStream) -> std::io::Result<()> {
         stream.set_read_timeout(Some(REQUEST_READ_TIMEOUT))?;
         let mut line = String::new();
@@ -95,21 +178,14 @@ impl Worker {
         let request: Request = serde_json::from_str(&line).map_err(std::io::Error::other)?;
         let mut caller = Caller { stream: &stream, gone: false };
         let event = match request {
-            Request::Status => Event::Status(self.status.clone()),
-            // A caller that gave up while it waited in the queue costs nothing.
-            Request::Complete { .. } if caller.hung_up() => {
-                self.status.cancelled += 1;
-                return Ok(());
-            }
-            Request::Complete { prompt, schema, max_new_tokens } => {
-                let constraint = schema.as_ref().map(SchemaConstraint::new);
-                let completion = self.engine().and_then(|engine| {
-                    engine.set_max_new_tokens(max_new_tokens)?;
-                    engine.complete(&prompt, constraint.as_ref(), &mut caller)
-                });
-                match completion {
+            Request::Status => Event::Status(self.status()),
+            Request::Complete { prompt, schema, options, sent_at } => {
+                push_recent(&mut self.queue_wait_ms, now_ms().saturating_sub(sent_at) as f64);
+                // A caller that gave up while it waited in the queue costs nothing.
+                let outcome = if caller.hung_up() { Err(Error::Cancelled) } else { self.complete(&prompt, schema.as_ref(), &options, &mut caller) };
+                match outcome {
                     Ok(completion) => {
-                        self.status.completed += 1;
+                        self.count(&completion);
                         Event::Done(completion)
                     }
                     Err(Error::Cancelled) => {
@@ -117,13 +193,35 @@ impl Worker {
                         return Ok(());
                     }
                     Err(error) => {
-                        self.status.failed += 1;
+                        *self.status.failed.entry(kind(&error)).or_default() += 1;
                         Event::Failed(error)
                     }
                 }
             }
         };
         caller.send(&event)
+    }
+
+    fn count(&mut self, completion: &Completion) {
+        let status = &mut self.status;
+        status.completed += 1;
+        status.prompt_tokens += completion.prompt_tokens as u64;
+        status.cached_prompt_tokens += completion.cached_tokens as u64;
+        status.generated_tokens += completion.generated_tokens as u64;
+        if completion.from_cache {
+            status.cache_hits += 1;
+        } else {
+            let timings = &completion.timings;
+            push_recent(&mut self.generation_ms, (timings.prefill + timings.decode).as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn status(&self) -> WorkerStatus {
+        WorkerStatus {
+            generation_ms: Percentiles::of(&self.generation_ms),
+            queue_wait_ms: Percentiles::of(&self.queue_wait_ms),
+            ..self.status.clone()
+        }
     }
 }
 
@@ -173,8 +271,22 @@ impl Observer for Caller<'_> {
 /// ending the process only if SIGPIPE is ignored, which the caller of this function arranges.
 pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, load_now: bool, log: &dyn Fn(&str)) -> ! {
     let pid = std::process::id();
-    let status = WorkerStatus { pid, model_path, settings, load_time: None, completed: 0, cancelled: 0, failed: 0 };
-    let mut worker = Worker { engine: None, status };
+    let status = WorkerStatus {
+        pid,
+        model_path,
+        settings,
+        load_time: None,
+        completed: 0,
+        cache_hits: 0,
+        cancelled: 0,
+        failed: BTreeMap::new(),
+        prompt_tokens: 0,
+        cached_prompt_tokens: 0,
+        generated_tokens: 0,
+        generation_ms: Percentiles::default(),
+        queue_wait_ms: Percentiles::default(),
+    };
+    let mut worker = Worker { engine: None, status, generation_ms: VecDeque::new(), queue_wait_ms: VecDeque::new() };
     if load_now {
         match worker.engine() {
             Ok(engine) => log(&format!("model {} loaded in {:.1} s", engine.path().display(), engine.load_time().as_secs_f64())),
@@ -199,22 +311,18 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, l
 /// Asks the model worker listening at a socket.
 pub struct WorkerClient {
     socket: PathBuf,
-    max_new_tokens: usize,
+    options: RequestOptions,
     patience: Duration,
 }
 
 impl WorkerClient {
-    pub fn new(socket: &Path, max_new_tokens: usize) -> Self {
-        Self { socket: socket.to_owned(), max_new_tokens, patience: DEFAULT_PATIENCE }
+    pub fn new(socket: &Path, options: RequestOptions) -> Self {
+        Self { socket: socket.to_owned(), options, patience: DEFAULT_PATIENCE }
     }
 
     /// How long to wait for a worker that is not listening (30 s unless set).
     pub fn with_patience(self, patience: Duration) -> Self {
         Self { patience, ..self }
-    }
-
-    pub fn set_max_new_tokens(&mut self, max_new_tokens: usize) {
-        self.max_new_tokens = max_new_tokens;
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> Error {
@@ -285,7 +393,8 @@ impl SqlModel for WorkerClient {
         let request = Request::Complete {
             prompt: prompt.clone(),
             schema: constraint.map(|c| c.schema().clone()),
-            max_new_tokens: self.max_new_tokens,
+            options: self.options.clone(),
+            sent_at: now_ms(),
         };
         match self.ask(&request, observer)? {
             Event::Done(completion) => Ok(completion),

@@ -4,7 +4,7 @@
 //! web/tests/worker.rs.)
 
 use nl2sql_engine::paths::default_model_path;
-use nl2sql_engine::worker::{serve, WorkerClient};
+use nl2sql_engine::worker::{serve, RequestOptions, WorkerClient};
 use nl2sql_engine::{ChatPrompt, Engine, Error, Observer, Question, Quiet, Schema, SchemaConstraint, Settings, SqlModel, SqlRequest};
 use std::ops::ControlFlow;
 use std::os::unix::net::UnixListener;
@@ -27,6 +27,11 @@ fn start_worker(model: &Path) -> PathBuf {
 fn worker() -> &'static Path {
     static SOCKET: OnceLock<PathBuf> = OnceLock::new();
     SOCKET.get_or_init(|| start_worker(&default_model_path()))
+}
+
+/// A client of the worker at `socket` for `model`, with the statement cache as asked.
+fn client(socket: &Path, model: &Path, statement_cache: bool) -> WorkerClient {
+    WorkerClient::new(socket, RequestOptions { max_new_tokens: 160, model_path: model.to_owned(), statement_cache })
 }
 
 fn pizza_prompt(question: &str) -> (ChatPrompt, SchemaConstraint) {
@@ -53,7 +58,7 @@ impl Observer for Watcher {
 #[test]
 fn the_worker_answers_exactly_as_the_engine_in_this_process_streaming_the_reply() {
     let (prompt, constraint) = pizza_prompt("Which pizza sold the most on Fridays?");
-    let mut client = WorkerClient::new(worker(), 160);
+    let mut client = client(worker(), &default_model_path(), false);
     let mut watcher = Watcher { replies: Vec::new(), stop_after: usize::MAX };
     let served = client.complete(&prompt, Some(&constraint), &mut watcher).unwrap();
 
@@ -69,7 +74,7 @@ fn the_worker_answers_exactly_as_the_engine_in_this_process_streaming_the_reply(
 #[test]
 fn a_caller_that_gives_up_stops_its_request_and_the_next_one_is_served() {
     let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
-    let mut client = WorkerClient::new(worker(), 160);
+    let mut client = client(worker(), &default_model_path(), false);
     let before = client.status(&mut Quiet).unwrap();
     let mut impatient = Watcher { replies: Vec::new(), stop_after: 3 };
     let result = client.complete(&prompt, Some(&constraint), &mut impatient);
@@ -90,21 +95,51 @@ fn a_model_that_cannot_load_reaches_the_caller_as_the_same_error() {
     let missing = std::env::temp_dir().join("nl2sql-no-such-model.gguf");
     let socket = start_worker(&missing);
     let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
-    let result = WorkerClient::new(&socket, 160).complete(&prompt, Some(&constraint), &mut Quiet);
+    let result = client(&socket, &missing, false).complete(&prompt, Some(&constraint), &mut Quiet);
     match result {
         Err(Error::ModelNotFound { path }) => assert_eq!(path, missing),
         other => panic!("expected ModelNotFound, got {other:?}"),
     }
-    let status = WorkerClient::new(&socket, 160).status(&mut Quiet).unwrap();
-    assert_eq!((status.load_time, status.failed), (None, 1), "{status:?}");
+    let status = client(&socket, &missing, false).status(&mut Quiet).unwrap();
+    assert_eq!((status.load_time, status.failed.get("ModelNotFound")), (None, Some(&1)), "{status:?}");
 }
 
 #[test]
 fn no_worker_listening_is_a_clear_error() {
     let socket = std::env::temp_dir().join("nl2sql-no-worker-here.sock");
     let started = std::time::Instant::now();
-    let error = WorkerClient::new(&socket, 160).with_patience(Duration::from_secs(2)).status(&mut Quiet).unwrap_err();
+    let error = client(&socket, &default_model_path(), false).with_patience(Duration::from_secs(2)).status(&mut Quiet).unwrap_err();
     assert!(matches!(error, Error::WorkerUnavailable { .. }), "{error:?}");
     assert!(error.to_string().contains("nl2sql-no-worker-here.sock"), "{error}");
     assert!(started.elapsed() >= Duration::from_secs(2), "it waited for a worker that may be starting");
+}
+
+#[test]
+fn the_statement_cache_gives_the_same_sql_without_generating_it_and_only_when_asked() {
+    let (prompt, constraint) = pizza_prompt("How many pizzas were sold in March?");
+    let mut cached = client(worker(), &default_model_path(), true);
+    let before = cached.status(&mut Quiet).unwrap();
+    let written = cached.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    let again = cached.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    assert!(!written.from_cache && again.from_cache, "{written:?} / {again:?}");
+    assert_eq!(again.text, written.text);
+    assert_eq!((again.decode_steps, again.timings.decode), (0, Duration::ZERO), "nothing computed: {again:?}");
+
+    let uncached = client(worker(), &default_model_path(), false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    assert!(!uncached.from_cache && uncached.text == written.text, "with the cache off it is computed again: {uncached:?}");
+
+    let after = cached.status(&mut Quiet).unwrap();
+    assert_eq!((after.completed, after.cache_hits), (before.completed + 3, before.cache_hits + 1), "{after:?}");
+    assert!(after.generated_tokens >= before.generated_tokens + 3 * written.generated_tokens as u64, "{after:?}");
+    assert!(after.generation_ms.count >= 2 && after.generation_ms.p50 > 0.0, "{after:?}");
+    assert!(after.queue_wait_ms.count >= 3, "{after:?}");
+}
+
+#[test]
+fn a_session_that_expects_another_model_file_is_refused() {
+    let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
+    let other = Path::new("/models/another.gguf");
+    let error = client(worker(), other, false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap_err();
+    assert!(matches!(error, Error::InvalidSetting(_)), "{error:?}");
+    assert!(error.to_string().contains("/models/another.gguf in this session, but the server's model worker serves"), "{error}");
 }
