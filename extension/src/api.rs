@@ -247,7 +247,7 @@ fn nl2sql_status() -> JsonB {
         "request_timeout_ms": gucs::request_timeout_ms(),
         "model_path": path.display().to_string(),
         "model_present": path.is_file(),
-        // With nl2sql preloaded, backends ask the server's model worker (nl2sql_worker() says more).
+        // With nl2sql preloaded, backends ask the server's model worker (nl2sql_stats() says more).
         "model_worker": crate::model_worker::serves(),
         "loaded_in_this_session": loaded.is_some(),
         "load_seconds": loaded.as_ref().map(|(_, t, _)| t.as_secs_f64()),
@@ -267,17 +267,20 @@ fn nl2sql_status() -> JsonB {
     }))
 }
 
-/// The server's model worker as it reports itself: its process, the model, threads and device in
-/// force, load time and requests served (it answers between two questions). An ERROR when nl2sql
-/// is not preloaded or the worker cannot be reached.
+/// What the server's model worker has done since it started, as it reports it: its process, the
+/// model, threads and device in force, load time; completions (and statement-cache hits),
+/// cancels, failures by kind, tokens in and out, and percentiles of generation time and queue
+/// wait over the last 1,000 requests. It answers between two questions. An ERROR when nl2sql is
+/// not preloaded (each backend then has its own model) or the worker cannot be reached.
 #[pg_extern]
-fn nl2sql_worker() -> Result<JsonB, ErrorReport> {
+fn nl2sql_stats() -> Result<JsonB, ErrorReport> {
     if !crate::model_worker::serves() {
         return Err(Nl2sqlError::new(pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "the model worker is not running: nl2sql is not in shared_preload_libraries")
             .hint("Each backend loads its own copy of the model. For one copy per server: ALTER SYSTEM SET shared_preload_libraries = 'nl2sql'; then restart PostgreSQL.")
             .into());
     }
     let status = crate::backend_model::worker_client().status(&mut Backend::new(false)).map_err(Nl2sqlError::from)?;
+    let percentiles = |p: &nl2sql_engine::worker::Percentiles| json!({ "count": p.count, "p50": p.p50, "p95": p.p95, "p99": p.p99 });
     Ok(JsonB(json!({
         "pid": status.pid,
         "model_path": status.model_path.display().to_string(),
@@ -285,8 +288,14 @@ fn nl2sql_worker() -> Result<JsonB, ErrorReport> {
         "threads": status.settings.threads,
         "device": status.settings.device.to_string(),
         "completed": status.completed,
+        "cache_hits": status.cache_hits,
         "cancelled": status.cancelled,
         "failed": status.failed,
+        "prompt_tokens": status.prompt_tokens,
+        "cached_prompt_tokens": status.cached_prompt_tokens,
+        "generated_tokens": status.generated_tokens,
+        "generation_ms": percentiles(&status.generation_ms),
+        "queue_wait_ms": percentiles(&status.queue_wait_ms),
     })))
 }
 

@@ -10,7 +10,7 @@
 use crate::errors::{report, Nl2sqlError, Result};
 use crate::gucs::{self, ModelBackend};
 use nl2sql_engine::remote::RemoteModel;
-use nl2sql_engine::worker::WorkerClient;
+use nl2sql_engine::worker::{RequestOptions, WorkerClient};
 use nl2sql_engine::{Engine, Observer, Settings, SqlModel};
 use pgrx::prelude::*;
 use pgrx::PgLogLevel;
@@ -100,6 +100,7 @@ pub fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R> {
         let engine = slot.as_mut().expect("loaded above");
         warn_about_settings_not_in_force(engine);
         engine.set_max_new_tokens(gucs::max_new_tokens())?;
+        engine.set_statement_cache(gucs::statement_cache());
         Ok(f(engine))
     })
 }
@@ -126,9 +127,11 @@ fn with_remote<R>(f: impl FnOnce(&mut RemoteModel) -> R) -> Result<R> {
     })
 }
 
-/// A client of the server's model worker (connections are per request: nothing to keep).
+/// A client of the server's model worker, with this session's settings (connections are per
+/// request: nothing to keep).
 pub fn worker_client() -> WorkerClient {
-    WorkerClient::new(crate::model_worker::socket(), gucs::max_new_tokens())
+    let options = RequestOptions { max_new_tokens: gucs::max_new_tokens(), model_path: gucs::model_path(), statement_cache: gucs::statement_cache() };
+    WorkerClient::new(crate::model_worker::socket(), options)
 }
 
 /// Runs `f` with whatever writes SQL and answers in this session (nl2sql.backend).

@@ -41,6 +41,7 @@ pub static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000
 pub static ALLOWED_FUNCTION_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CONSTRAINED_DECODING: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static MENTION_VALUES: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static STATEMENT_CACHE: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Measured on sql-eval dev (eval/results/dev-context*): linking 18-25-table schemas (2,200-2,700
 /// tokens) down to 1,200 gained nothing (17 vs 18 of 60 correct) and cost 2.4x latency, because a
 /// schema that changes per question defeats the prefix cache. So only larger schemas are linked.
@@ -119,6 +120,14 @@ pub fn register() {
         c"Whether the model may only write names of tables and columns the caller may read.",
         c"On: generation is kept to the schema given to the model (tables after FROM, columns of the right table after alias., date columns in EXTRACT, one statement). Off: the model writes freely and the checker alone judges.",
         &CONSTRAINED_DECODING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"nl2sql.statement_cache",
+        c"Whether SQL the model already wrote for the very same request is given again without generating it.",
+        c"The key is the whole prompt (the schema the caller may read, glossary, examples, the question with its white space normalized, instructions) and the settings that shape the reply, so a changed catalog or another role's schema misses by itself. Answers in words are never cached. Kept by the model worker for the server, else per backend.",
+        &STATEMENT_CACHE,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -292,6 +301,10 @@ pub fn embedding_model_path() -> PathBuf {
 
 pub fn constrained_decoding() -> bool {
     CONSTRAINED_DECODING.get()
+}
+
+pub fn statement_cache() -> bool {
+    STATEMENT_CACHE.get()
 }
 
 pub fn allowed_function_schemas() -> String {

@@ -2,7 +2,7 @@
 //!
 //! A thin shell around `nl2sql-engine`:
 //! - [`api`] — the SQL functions (nl2sql, nl2sql_sql, nl2sql_prompt, explain_rows, nl2sql_answer,
-//!   nl2sql_ask, nl2sql_load_csv, nl2sql_schema, nl2sql_status)
+//!   nl2sql_ask, nl2sql_load_csv, nl2sql_schema, nl2sql_status, nl2sql_stats)
 //! - [`pipeline`] — the engine's conversation, and each statement's judgement
 //! - [`question_context`] — what the model is told: the schema (linked when large, [`linker`]),
 //!   named values ([`value_index`]), [`glossary`], verified [`examples`]; [`own_tables`] holds them

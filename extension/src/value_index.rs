@@ -82,7 +82,13 @@ pub fn ensure_built() {
         ))
     });
     if let Ok(Some(false)) = current {
-        let _ = catch_pg_error(|| Spi::get_one::<i64>(&format!("SELECT {}()", table("nl2sql_index_values"))), |_| false);
+        // One session builds it at a time. The builder's writes show only when its question ends,
+        // and a second builder would wait on its row locks for all that time (a whole generation):
+        // the others go on with the index as it was.
+        let turn = Spi::get_one::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('nl2sql.value_index'))");
+        if let Ok(Some(true)) = turn {
+            let _ = catch_pg_error(|| Spi::get_one::<i64>(&format!("SELECT {}()", table("nl2sql_index_values"))), |_| false);
+        }
     }
 }
 

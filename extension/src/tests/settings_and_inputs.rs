@@ -63,12 +63,12 @@ fn settings_fixed_at_load_say_so_and_status_reports_what_is_in_force() {
 }
 
 /// This test server does not preload nl2sql (the web tests' server does: web/tests/worker.rs):
-/// each backend loads its own model, and nl2sql_worker() says how to get one model per server.
+/// each backend loads its own model, and nl2sql_stats() says how to get one model per server.
 #[pg_test]
 fn without_preloading_there_is_no_model_worker_and_the_error_says_how_to_enable_it() {
     let status = one::<JsonB>("SELECT nl2sql_status()").0;
     assert_eq!(status["model_worker"], json!(false), "{status}");
-    let error = error_of("SELECT nl2sql_worker()");
+    let error = error_of("SELECT nl2sql_stats()");
     assert!(error.contains("the model worker is not running: nl2sql is not in shared_preload_libraries"), "{error}");
     assert!(error.contains("HINT: Each backend loads its own copy") && error.contains("shared_preload_libraries = 'nl2sql'"), "{error}");
 }
