@@ -142,4 +142,8 @@ impl Database {
     pub async fn status(&self) -> Result<Value, ApiError> {
         self.one_json("SELECT nl2sql_status()", &[]).await
     }
+
+    pub async fn stats(&self) -> Result<Value, ApiError> {
+        self.one_json("SELECT nl2sql_stats()", &[]).await
+    }
 }

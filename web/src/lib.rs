@@ -1,10 +1,12 @@
 //! nl2sql's web service: the question page and a small JSON API over the extension's functions.
 //! - [`api`] — the handlers; [`stream`] — the answer as server-sent events
 //! - [`db`] — the pool and SQL calls; [`error`] — errors as JSON, SQLSTATE → HTTP status
+//! - [`metrics`] — the model worker's statistics for Prometheus
 
 pub mod api;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod stream;
 
 use axum::extract::DefaultBodyLimit;
@@ -61,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(api::page))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/ask", post(api::ask))
         .route("/api/ask/stream", post(api::ask_stream))
         .route("/api/ask/cancel", post(api::cancel))

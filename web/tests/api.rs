@@ -27,7 +27,7 @@ async fn get(base: &str, path: &str) -> (StatusCode, Value) {
 #[tokio::test]
 async fn ask_and_sql_answer_with_the_real_model() {
     // One pooled connection: one backend, so the model loads once for both questions.
-    let base = common::start(&common::database_url(), 1).await;
+    let base = common::start(&common::uncached_database_url(), 1).await;
     let best = common::friday_best_seller().await;
 
     let (status, body) = post(&base, "/api/ask", r#"{"question": "What is the most bought pizza on Fridays?"}"#, "application/json").await;
@@ -271,7 +271,7 @@ async fn a_busy_pool_answers_503_with_retry_after() {
 /// The stream: phases in order, the SQL as it is written, then the result that /api/ask gives.
 #[tokio::test]
 async fn ask_stream_sends_phases_the_sql_as_written_and_the_result() {
-    let base = common::start(&common::database_url(), 1).await;
+    let base = common::start(&common::uncached_database_url(), 1).await;
     let mut response = common::http()
         .post(format!("{base}/api/ask/stream"))
         .header("content-type", "application/json")

@@ -81,7 +81,7 @@ async fn sql_being_written(browser: &fantoccini::Client) -> String {
 
 #[tokio::test]
 async fn asking_in_the_page_shows_progress_then_sql_rows_and_answer() {
-    let base = common::start(&common::database_url(), 1).await;
+    let base = common::start(&common::uncached_database_url(), 1).await;
     let best = common::friday_best_seller().await;
     let port = free_port();
     let _driver = chromedriver(port);

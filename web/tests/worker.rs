@@ -20,7 +20,7 @@ const COUNT: &str = "SELECT nl2sql_sql('Count the rows of the pizza_sales table.
 
 /// The worker's own report (it answers between questions).
 async fn worker() -> Value {
-    admin_query_one("SELECT nl2sql_worker()").await
+    admin_query_one("SELECT nl2sql_stats()").await
 }
 
 /// A process's resident memory, from /proc (the tests run on the server's machine).
@@ -44,7 +44,8 @@ async fn every_session_asks_the_one_model_process_and_loads_nothing_itself() {
     };
     let (first, second) = tokio::join!(ask(), ask());
     for (_client, pid, answer) in [&first, &second] {
-        assert!(answer["rows"][0].as_array().unwrap().contains(&Value::from(best.clone())), "the first row is {best}: {answer}");
+        let first_row = answer["rows"][0].as_array();
+        assert!(first_row.is_some_and(|row| row.contains(&Value::from(best.clone()))), "the first row is {best}: {answer}");
         let rss = rss_mib(i64::from(*pid));
         eprintln!("backend {pid} after its question: {rss} MiB");
         assert!(rss < 512, "backend {pid} holds {rss} MiB: it loaded a model of its own");
@@ -120,4 +121,48 @@ async fn a_killed_model_process_fails_only_the_question_in_flight_and_is_started
     assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "{sql}");
     let new = worker().await["pid"].as_i64().unwrap();
     assert_ne!(new, old, "a new model process answers");
+}
+
+#[tokio::test]
+async fn the_statement_cache_gives_the_same_sql_again_until_the_table_changes() {
+    let _turn = SERIAL.lock().await;
+    admin("DROP TABLE IF EXISTS cache_probe; CREATE TABLE cache_probe (id int, city text); INSERT INTO cache_probe VALUES (1, 'Oslo'), (2, 'Lima')").await;
+    let ask = "SELECT nl2sql_sql('How many rows does the cache_probe table have?')";
+    let hits = |status: &Value| status["cache_hits"].as_u64().unwrap();
+
+    let before = worker().await;
+    let first = admin_query_one(ask).await;
+    let second = admin_query_one(ask).await;
+    let between = worker().await;
+    assert_eq!(first, second, "the same SQL");
+    assert!(hits(&between) > hits(&before), "the second came from the cache: {before} -> {between}");
+
+    // A changed table is another schema in the prompt: computed again.
+    admin("ALTER TABLE cache_probe ADD COLUMN country text").await;
+    let third = admin_query_one(ask).await;
+    let after = worker().await;
+    admin("DROP TABLE cache_probe").await;
+    assert_eq!(hits(&after), hits(&between), "after ALTER TABLE the SQL is written anew: {between} -> {after}");
+    assert!(after["generated_tokens"].as_u64() > between["generated_tokens"].as_u64(), "{after}");
+    assert!(third.as_str().unwrap().to_lowercase().contains("cache_probe"), "{third}");
+}
+
+#[tokio::test]
+async fn metrics_serve_the_workers_statistics_to_prometheus() {
+    let _turn = SERIAL.lock().await;
+    let base = common::start(&common::database_url(), 1).await;
+    admin_query_one(COUNT).await; // something to count
+    let stats = worker().await;
+
+    let response = common::http().get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], nl2sql_web::metrics::CONTENT_TYPE_TEXT);
+    let text = response.text().await.unwrap();
+    let completed = format!("nl2sql_requests_total{{outcome=\"completed\"}} {}", stats["completed"]);
+    assert!(text.lines().any(|line| line == completed), "{completed:?} in\n{text}");
+    assert!(text.contains(&format!("nl2sql_worker_info{{pid=\"{}\"", stats["pid"])), "{text}");
+    for sample in text.lines().filter(|line| !line.starts_with('#')) {
+        let value = sample.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "a sample is a name, labels and a number: {sample:?}");
+    }
 }

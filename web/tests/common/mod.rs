@@ -30,6 +30,12 @@ pub fn url_as(user: &str, settings: &[(&str, &str)]) -> String {
     }
 }
 
+/// DATABASE_URL with the statement cache off, for tests that watch the model write: a question
+/// another test asked before would otherwise come back at once, written by no one.
+pub fn uncached_database_url() -> String {
+    url_as("nl2sql_web", &[("nl2sql.statement_cache", "off")])
+}
+
 /// Runs SQL as the superuser.
 pub async fn admin(sql: &str) {
     let (client, connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
@@ -73,7 +79,8 @@ pub async fn admin_query_one(sql: &str) -> serde_json::Value {
     row.get(0)
 }
 
-/// A superuser session, its backend's pid, and the details of the NOTICEs it receives.
+/// A superuser session, its backend's pid, and the details of the NOTICEs it receives. The
+/// statement cache is off in it: these sessions are for watching the model write.
 pub async fn watched_session() -> (Client, i32, mpsc::UnboundedReceiver<String>) {
     let (client, mut connection) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await.expect("admin connection");
     let (send, notices) = mpsc::unbounded_channel();
@@ -85,6 +92,7 @@ pub async fn watched_session() -> (Client, i32, mpsc::UnboundedReceiver<String>)
             }
         }
     });
+    client.batch_execute("SET nl2sql.statement_cache = off").await.unwrap();
     let pid = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
     (client, pid, notices)
 }
