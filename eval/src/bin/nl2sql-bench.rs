@@ -1,12 +1,14 @@
 //! Latency of nl2sql() on the demo questions, and the memory of the backend that runs the model;
 //! or, with --sessions, throughput: questions per minute with N sessions asking at once, and the
-//! memory they and the model worker use; or, with
+//! memory they and the model worker use; or, with --soak-minutes, errors and the worker's memory
+//! under sessions that ask without pause; or, with
 //! --cancel, how soon a question stops when cancelled in each of its phases, and when its client
 //! hangs up. Prints numbers, asserts nothing.
 //!
 //!   nl2sql-bench --database-url postgres://nl2sql_web@127.0.0.1:5433/nl2sql [--rounds 3]
 //!   nl2sql-bench --database-url URL --sessions 1,4,8 [--per-session 3] [--set nl2sql.backend=openai ...]
 //!   nl2sql-bench --database-url URL --cancel [--set ...]
+//!   nl2sql-bench --database-url URL --soak-minutes 10 --sessions 16 [--set ...]   (scripts/soak)
 //!
 //! The first call of a connection loads the model (reported apart); the percentiles are over the
 //! calls after it, on the same connection, as a pooled web service sees them. In throughput mode
@@ -112,7 +114,7 @@ fn throughput(url: &str, settings: &[String], sessions: usize, per_session: usiz
 /// The memory the sessions' backends and the model worker (if the server runs one) use, as PSS:
 /// shared pages (shared_buffers, the mapped library) are counted once, split among the processes.
 fn print_memory(client: &mut Client, backends: &[i32]) {
-    let worker: Option<i32> = client.query_one("SELECT (nl2sql_worker()->>'pid')::int", &[]).ok().map(|row| row.get(0));
+    let worker: Option<i32> = client.query_one("SELECT (nl2sql_stats()->>'pid')::int", &[]).ok().map(|row| row.get(0));
     let pss = |pid: i32| proc_mib(pid, "smaps_rollup", "Pss:");
     let Some(sessions) = backends.iter().map(|&pid| pss(pid)).sum::<Option<f64>>() else {
         return println!("  memory: not readable (run on the database host, as root or the server user)");
@@ -122,6 +124,63 @@ fn print_memory(client: &mut Client, backends: &[i32]) {
         Some(pid) => println!("  memory (PSS): {} backends {sessions:.0} MiB + model worker {pid} {model:.0} MiB = {:.0} MiB", backends.len(), sessions + model),
         None => println!("  memory (PSS): {} backends, each with its own model: {sessions:.0} MiB", backends.len()),
     }
+}
+
+/// `sessions` connections ask the demo questions in turn, all at once, until `minutes` have
+/// passed; every 30 s prints the answers and errors so far and the model worker's RSS, and at the
+/// end the errors (there should be none) and how the RSS moved (it should stay flat).
+fn soak(url: &str, settings: &[String], sessions: usize, minutes: f64) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let mut monitor = connect(url, settings)?;
+    let worker_pid = |client: &mut Client| -> Option<i32> { client.query_one("SELECT (nl2sql_stats()->>'pid')::int", &[]).ok().map(|row| row.get(0)) };
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::<String>::new());
+    let mut rss_samples = Vec::new();
+    std::thread::scope(|scope| -> Result<(), Error> {
+        for session in 0..sessions {
+            let (answered, errors) = (&answered, &errors);
+            let mut client = connect(url, settings)?;
+            scope.spawn(move || {
+                let mut i = session;
+                while Instant::now() < deadline {
+                    let question = QUESTIONS[i % QUESTIONS.len()];
+                    match client.query("SELECT * FROM nl2sql($1)", &[&question]) {
+                        Ok(_) => drop(answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+                        Err(e) => errors.lock().unwrap().push(format!("session {session}: {question}: {e}")),
+                    }
+                    i += 1;
+                }
+            });
+        }
+        let started = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(30).min(deadline.saturating_duration_since(Instant::now())));
+            let pid = worker_pid(&mut monitor);
+            let rss = pid.and_then(|pid| proc_mib(pid, "status", "VmRSS:"));
+            println!(
+                "{:5.0} s  answered {:5}  errors {:3}  model worker {} RSS {}",
+                started.elapsed().as_secs_f64(),
+                answered.load(std::sync::atomic::Ordering::Relaxed),
+                errors.lock().unwrap().len(),
+                pid.map_or("?".to_owned(), |p| p.to_string()),
+                rss.map_or("?".to_owned(), |r| format!("{r:.0} MiB")),
+            );
+            rss_samples.extend(rss);
+        }
+        Ok(())
+    })?;
+    let errors = errors.into_inner().unwrap();
+    for error in &errors {
+        eprintln!("{error}");
+    }
+    let (first, last) = (rss_samples.first().copied().unwrap_or(0.0), rss_samples.last().copied().unwrap_or(0.0));
+    let peak = rss_samples.iter().copied().fold(0.0, f64::max);
+    println!(
+        "soak: {sessions} sessions, {minutes} min: {} answered, {} errors; model worker RSS {first:.0} -> {last:.0} MiB (peak {peak:.0})",
+        answered.into_inner(),
+        errors.len()
+    );
+    Ok(())
 }
 
 /// A moment of a question: the start of a phase (as nl2sql_ask's progress NOTICEs name it), or
@@ -265,6 +324,7 @@ fn main() -> Result<(), Error> {
     let mut rounds = 3usize;
     let (mut sessions, mut per_session, mut settings) = (Vec::<usize>::new(), 3usize, Vec::<String>::new());
     let mut cancel = false;
+    let mut soak_minutes: Option<f64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--cancel" {
@@ -276,12 +336,16 @@ fn main() -> Result<(), Error> {
             ("--rounds", Some(v)) => rounds = v.parse()?,
             ("--sessions", Some(v)) => sessions = v.split(',').map(str::parse).collect::<Result<_, _>>()?,
             ("--per-session", Some(v)) => per_session = v.parse()?,
+            ("--soak-minutes", Some(v)) => soak_minutes = Some(v.parse()?),
             ("--set", Some(v)) => settings.push(v),
-            _ => return Err("usage: nl2sql-bench --database-url URL [--rounds N] [--sessions 1,4,8 [--per-session K]] [--cancel] [--set name=value]...".into()),
+            _ => return Err("usage: nl2sql-bench --database-url URL [--rounds N] [--sessions 1,4,8 [--per-session K]] [--cancel] [--soak-minutes M --sessions N] [--set name=value]...".into()),
         }
     }
     if cancel {
         return cancel_latency(&url, &settings);
+    }
+    if let Some(minutes) = soak_minutes {
+        return soak(&url, &settings, sessions.first().copied().unwrap_or(16), minutes);
     }
     if !sessions.is_empty() {
         for n in sessions {
