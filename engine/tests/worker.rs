@@ -136,10 +136,13 @@ fn the_statement_cache_gives_the_same_sql_without_generating_it_and_only_when_as
 }
 
 #[test]
-fn a_session_that_expects_another_model_file_is_refused() {
+fn a_session_that_expects_another_model_file_is_refused_and_a_missing_one_is_named() {
     let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
-    let other = Path::new("/models/another.gguf");
-    let error = client(worker(), other, false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap_err();
+    let other = std::env::current_exe().unwrap(); // a file that exists, but not the model served
+    let error = client(worker(), &other, false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap_err();
     assert!(matches!(error, Error::InvalidSetting(_)), "{error:?}");
-    assert!(error.to_string().contains("/models/another.gguf in this session, but the server's model worker serves"), "{error}");
+    assert!(error.to_string().contains(&format!("{} in this session, but the server's model worker serves", other.display())), "{error}");
+    let missing = Path::new("/models/missing.gguf");
+    let error = client(worker(), missing, false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap_err();
+    assert!(matches!(error, Error::ModelNotFound { .. }), "a file that is not there is said first: {error:?}");
 }
