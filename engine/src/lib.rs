@@ -135,10 +135,6 @@ impl Engine {
         self.statement_cache = on;
     }
 
-    pub fn clear_statement_cache(&mut self) {
-        self.statements.clear();
-    }
-
     /// The prompt's token ids, control tokens inserted by id.
     pub fn prompt_tokens(&self, prompt: &ChatPrompt) -> Result<Vec<u32>> {
         prompt.tokens(&self.model.tokenizer)

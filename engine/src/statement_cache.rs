@@ -53,11 +53,6 @@ impl StatementCache {
             }
         }
     }
-
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
-        self.order.clear();
-    }
 }
 
 #[cfg(test)]
