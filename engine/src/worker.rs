@@ -69,7 +69,7 @@ enum Event {
     Status(WorkerStatus),
 }
 
-/// Percentiles of recent values, in milliseconds.
+/// Nearest-rank percentiles of a set of values (the worker keeps milliseconds).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: usize,
@@ -79,8 +79,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(values: &VecDeque<f64>) -> Self {
-        let mut sorted: Vec<f64> = values.iter().copied().collect();
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut sorted: Vec<f64> = values.into_iter().collect();
         sorted.sort_by(f64::total_cmp);
         let at = |p: f64| sorted.get(((p * (sorted.len() as f64 - 1.0)).round()) as usize).copied().unwrap_or(0.0);
         Self { count: sorted.len(), p50: at(0.50), p95: at(0.95), p99: at(0.99) }
@@ -222,8 +222,8 @@ impl Worker {
 
     fn status(&self) -> WorkerStatus {
         WorkerStatus {
-            generation_ms: Percentiles::of(&self.generation_ms),
-            queue_wait_ms: Percentiles::of(&self.queue_wait_ms),
+            generation_ms: Percentiles::of(self.generation_ms.iter().copied()),
+            queue_wait_ms: Percentiles::of(self.queue_wait_ms.iter().copied()),
             ..self.status.clone()
         }
     }

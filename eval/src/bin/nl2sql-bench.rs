@@ -16,6 +16,7 @@
 //! ask --per-session questions each, together; --set applies settings to every session (as the
 //! connecting role may: the backend settings need a superuser).
 
+use nl2sql_engine::worker::Percentiles;
 use postgres::{Client, Config, NoTls};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,10 +35,6 @@ fn proc_mib(pid: i32, file: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     let kib: f64 = status.lines().find_map(|l| l.strip_prefix(field))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib / 1024.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -132,7 +129,10 @@ fn print_memory(client: &mut Client, backends: &[i32]) {
 fn soak(url: &str, settings: &[String], sessions: usize, minutes: f64) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let mut monitor = connect(url, settings)?;
+    // Asked once, and again only when the process is gone: nl2sql_stats() waits its turn behind
+    // every session's question, which would stretch the 30 s between samples.
     let worker_pid = |client: &mut Client| -> Option<i32> { client.query_one("SELECT (nl2sql_stats()->>'pid')::int", &[]).ok().map(|row| row.get(0)) };
+    let mut pid = worker_pid(&mut monitor);
     let answered = std::sync::atomic::AtomicUsize::new(0);
     let errors = Mutex::new(Vec::<String>::new());
     let mut rss_samples = Vec::new();
@@ -155,8 +155,11 @@ fn soak(url: &str, settings: &[String], sessions: usize, minutes: f64) -> Result
         let started = Instant::now();
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(30).min(deadline.saturating_duration_since(Instant::now())));
-            let pid = worker_pid(&mut monitor);
-            let rss = pid.and_then(|pid| proc_mib(pid, "status", "VmRSS:"));
+            let mut rss = pid.and_then(|pid| proc_mib(pid, "status", "VmRSS:"));
+            if rss.is_none() {
+                pid = worker_pid(&mut monitor);
+                rss = pid.and_then(|pid| proc_mib(pid, "status", "VmRSS:"));
+            }
             println!(
                 "{:5.0} s  answered {:5}  errors {:3}  model worker {} RSS {}",
                 started.elapsed().as_secs_f64(),
@@ -371,8 +374,8 @@ fn main() -> Result<(), Error> {
             warm.push(seconds);
         }
     }
-    warm.sort_by(f64::total_cmp);
-    println!("\nnl2sql() latency over {} warm calls: p50 {:.1} s, p95 {:.1} s", warm.len(), percentile(&warm, 50.0), percentile(&warm, 95.0));
+    let latency = Percentiles::of(warm);
+    println!("\nnl2sql() latency over {} warm calls: p50 {:.1} s, p95 {:.1} s", latency.count, latency.p50, latency.p95);
     match (proc_mib(pid, "status", "VmRSS:"), proc_mib(pid, "status", "VmHWM:")) {
         (Some(rss), Some(peak)) => println!("backend {pid}: RSS {rss:.0} MiB, peak {peak:.0} MiB"),
         _ => println!("backend {pid}: memory not readable (run on the database host, as root or the server user)"),
