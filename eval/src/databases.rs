@@ -1,7 +1,9 @@
 //! The benchmark's databases: pg_dump files from the PyPI package defog-data==0.1.1, fetched once
 //! with pip into a cache, restored into databases of the same name, with nl2sql installed, and
 //! documented as a user would document them: every column's description from defog-data's
-//! metadata (`<db>/<db>.json`) as COMMENT ON COLUMN, which sql-eval gives every model it scores.
+//! metadata (`<db>/<db>.json`) as COMMENT ON COLUMN, and the columns that join (`columns_join` in
+//! `supplementary.py`) as virtual foreign keys, since the dumps declare almost no foreign keys:
+//! sql-eval gives every model it scores both, the joins as "Here is a list of joinable columns".
 //! (The metadata's `glossary` would go to nl2sql_glossary(), but it is empty for every database
 //! of 0.1.1, so there is nothing to load.)
 
@@ -13,7 +15,7 @@ use std::process::Command;
 
 const PACKAGE: &str = "defog-data==0.1.1";
 /// Stored as the database's comment once the data is restored; a change here rebuilds them.
-const READY_MARK: &str = "nl2sql-eval: defog-data 0.1.1";
+const READY_MARK: &str = "nl2sql-eval: defog-data 0.1.1 (nl2sql with virtual foreign keys)";
 
 fn cache_dir() -> PathBuf {
     nl2sql_engine::paths::cache_dir().join("defog-data-0.1.1")
@@ -91,13 +93,72 @@ pub fn url_for(base_url: &str, database: &str) -> String {
     format!("{prefix}{database}{query}")
 }
 
+/// What of defog-data's documentation a database is given (all of it, unless measuring what a
+/// part is worth).
+#[derive(Debug, Clone, Copy)]
+pub struct Documentation {
+    /// Column descriptions, as COMMENT ON COLUMN.
+    pub descriptions: bool,
+    /// Joinable columns, as virtual foreign keys.
+    pub joins: bool,
+}
+
 /// Makes sure `database` exists, holds the benchmark data and has the extension, and documents
-/// its columns with defog-data's descriptions (or removes them, `with_descriptions` false).
-pub fn ensure(base_url: &str, database: &str, dumps: &Path, with_descriptions: bool) -> Result<(), String> {
+/// it with defog-data's descriptions and joins (or removes them, where `documentation` says not).
+pub fn ensure(base_url: &str, database: &str, dumps: &Path, documentation: Documentation) -> Result<(), String> {
     restore(base_url, database, dumps)?;
-    let comments = column_comments(&dumps.join("defog_data").join(database).join(format!("{database}.json")), with_descriptions)?;
+    let comments = column_comments(&dumps.join("defog_data").join(database).join(format!("{database}.json")), documentation.descriptions)?;
     let mut db = Client::connect(&url_for(base_url, database), NoTls).map_err(|e| e.to_string())?;
-    db.batch_execute(&comments).map_err(|e| format!("documenting the columns of {database}: {e}"))
+    db.batch_execute(&comments).map_err(|e| format!("documenting the columns of {database}: {e}"))?;
+    db.batch_execute("DELETE FROM nl2sql_virtual_foreign_keys").map_err(|e| format!("clearing the joins of {database}: {e}"))?;
+    if documentation.joins {
+        for (left, right) in joins(&dumps.join("defog_data").join("supplementary.py"), database)? {
+            declare_join(&mut db, &left, &right)?;
+        }
+    }
+    Ok(())
+}
+
+/// The pairs of `table.column` that `columns_join` in defog-data's supplementary.py lists for
+/// `database`. The module imports sentence_transformers, so its dictionary is read, not imported.
+fn joins(supplementary: &Path, database: &str) -> Result<Vec<(String, String)>, String> {
+    let read = "import ast, json, sys
+tree = ast.parse(open(sys.argv[1]).read())
+joins = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, 'id', '') == 'columns_join' for t in n.targets))
+print(json.dumps([pair for pairs in joins.get(sys.argv[2], {}).values() for pair in pairs]))";
+    let output = Command::new("python3").args(["-c", read]).arg(supplementary).arg(database).output().map_err(|e| format!("cannot start python3: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("reading columns_join from {}: {}", supplementary.display(), String::from_utf8_lossy(&output.stderr).trim()));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("columns_join of {database}: {e}"))
+}
+
+/// Declares the join of `left` and `right` (`table.column`) as a user would, with
+/// nl2sql_add_virtual_foreign_key: the side whose values are unique in its table is the one
+/// referenced (in the order given when both or neither are). A pair that does not hold in this
+/// database (defog-data has a misspelt column) is reported and skipped.
+fn declare_join(db: &mut Client, left: &str, right: &str) -> Result<(), String> {
+    let split = |name: &str| -> Result<(String, String), String> {
+        let (table, column) = name.split_once('.').ok_or(format!("columns_join: '{name}' is not table.column"))?;
+        Ok((quote_ident(table), column.to_owned()))
+    };
+    let (left, right) = (split(left)?, split(right)?);
+    let unique = |db: &mut Client, (table, column): &(String, String)| -> bool {
+        let sql = format!("SELECT count({c}) = count(DISTINCT {c}) FROM {table}", c = quote_ident(column));
+        db.query_one(&sql, &[]).map(|row| row.get::<_, bool>(0)).unwrap_or(false)
+    };
+    let (from, to) = match (unique(db, &left), unique(db, &right)) {
+        (true, false) => (&right, &left),
+        _ => (&left, &right),
+    };
+    let declared = db.execute(
+        "SELECT nl2sql_add_virtual_foreign_key($1, ARRAY[$2], $3, ARRAY[$4])",
+        &[&from.0, &from.1, &to.0, &to.1],
+    );
+    if let Err(e) = declared {
+        eprintln!("skipped the join {}.{} = {}.{}: {}", from.0, from.1, to.0, to.1, e.as_db_error().map_or(e.to_string(), |d| d.message().to_owned()));
+    }
+    Ok(())
 }
 
 fn restore(base_url: &str, database: &str, dumps: &Path) -> Result<(), String> {

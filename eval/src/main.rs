@@ -2,7 +2,7 @@
 //!
 //!   nl2sql-eval --database-url postgres://user@host:port/postgres [--questions eval/questions_dev.csv]
 //!               [--run NAME] [--out eval/results] [--limit N] [--db NAME] [--category NAME] [--timeout-s 30]
-//!               [--without-descriptions] [--set nl2sql.setting=value ...]
+//!               [--without-descriptions] [--without-joins] [--set nl2sql.setting=value ...]
 //!
 //! The role in the URL must be able to create databases. Results go to <out>/<run>.json and
 //! <out>/<run>.md; running again with the same --run skips the questions already scored.
@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: nl2sql-eval --database-url URL [--questions FILE] [--run NAME] [--out DIR] [--limit N] [--db NAME] [--category NAME] [--timeout-s N] [--without-descriptions] [--set NAME=VALUE]...";
+const USAGE: &str = "usage: nl2sql-eval --database-url URL [--questions FILE] [--run NAME] [--out DIR] [--limit N] [--db NAME] [--category NAME] [--timeout-s N] [--without-descriptions] [--without-joins] [--set NAME=VALUE]...";
 
 struct Args {
     database_url: String,
@@ -35,6 +35,8 @@ struct Args {
     timeout_ms: u64,
     /// Run without defog-data's column descriptions (to measure what they are worth).
     without_descriptions: bool,
+    /// Run without defog-data's joinable columns as virtual foreign keys (likewise).
+    without_joins: bool,
     /// Settings for the session that asks (e.g. nl2sql.constrained_decoding=off).
     settings: Vec<(String, String)>,
 }
@@ -51,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         category: None,
         timeout_ms: 30_000,
         without_descriptions: false,
+        without_joins: false,
         settings: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
             "--category" => args.category = Some(value()?),
             "--timeout-s" => args.timeout_ms = 1000 * value()?.parse::<u64>().map_err(|_| "--timeout-s takes a number")?,
             "--without-descriptions" => args.without_descriptions = true,
+            "--without-joins" => args.without_joins = true,
             "--set" => {
                 let setting = value()?;
                 let (name, value) = setting.split_once('=').ok_or(format!("--set takes NAME=VALUE, not '{setting}'"))?;
@@ -113,7 +117,8 @@ fn run() -> Result<(), String> {
     let mut connection: Option<(String, Client)> = None;
     for (index, question) in &todo {
         if connection.as_ref().is_none_or(|(db, _)| db != &question.db_name) {
-            databases::ensure(&args.database_url, &question.db_name, &dumps, !args.without_descriptions)?;
+            let documentation = databases::Documentation { descriptions: !args.without_descriptions, joins: !args.without_joins };
+            databases::ensure(&args.database_url, &question.db_name, &dumps, documentation)?;
             let url = databases::url_for(&args.database_url, &question.db_name);
             let mut client = Client::connect(&url, NoTls).map_err(|e| format!("cannot connect to {url}: {e}"))?;
             for (name, value) in &args.settings {
@@ -132,6 +137,7 @@ fn run() -> Result<(), String> {
                     "git_commit": git_commit(),
                     "questions": args.questions.file_name().map(|f| f.to_string_lossy().into_owned()),
                     "column_descriptions": !args.without_descriptions,
+                    "virtual_foreign_keys": !args.without_joins,
                 });
             }
             connection = Some((question.db_name.clone(), client));

@@ -11,6 +11,7 @@ use crate::pipeline::{plan_sql, run_sql};
 use crate::question_context::Context;
 use crate::progress::{self, Phase};
 use crate::statement::ResultSet;
+use crate::virtual_foreign_keys::{self, VirtualForeignKey};
 use crate::{csv_load, examples, glossary, gucs, schema_context, value_index};
 use nl2sql_engine::{NarrationRequest, Question};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -214,6 +215,40 @@ fn nl2sql_add_example(question: Option<&str>, sql: Option<&str>) -> Result<i64, 
 #[pg_extern]
 fn nl2sql_glossary(term: Option<&str>, meaning: Option<&str>) -> Result<(), ErrorReport> {
     Ok(glossary::set(required(term, "term")?, meaning)?)
+}
+
+/// Says that `columns` of `referencing` join `referenced_columns` of `referenced`, where no
+/// FOREIGN KEY constraint says so: the model is shown it as a foreign key, and schema linking
+/// follows it. Checked as the caller (it may read the columns, and they compare with `=`); false
+/// if it was declared already.
+#[pg_extern]
+fn nl2sql_add_virtual_foreign_key(
+    referencing: Option<&str>,
+    columns: Option<Vec<Option<String>>>,
+    referenced: Option<&str>,
+    referenced_columns: Option<Vec<Option<String>>>,
+) -> Result<bool, ErrorReport> {
+    let (columns, referenced_columns) = (names(columns, "columns")?, names(referenced_columns, "referenced_columns")?);
+    let key = VirtualForeignKey { referencing: required(referencing, "referencing")?, columns: &columns, referenced: required(referenced, "referenced")?, referenced_columns: &referenced_columns };
+    Ok(virtual_foreign_keys::add(&key)?)
+}
+
+/// Removes a virtual foreign key; false if there was none.
+#[pg_extern]
+fn nl2sql_drop_virtual_foreign_key(
+    referencing: Option<&str>,
+    columns: Option<Vec<Option<String>>>,
+    referenced: Option<&str>,
+    referenced_columns: Option<Vec<Option<String>>>,
+) -> Result<bool, ErrorReport> {
+    let (columns, referenced_columns) = (names(columns, "columns")?, names(referenced_columns, "referenced_columns")?);
+    let key = VirtualForeignKey { referencing: required(referencing, "referencing")?, columns: &columns, referenced: required(referenced, "referenced")?, referenced_columns: &referenced_columns };
+    Ok(virtual_foreign_keys::drop(&key)?)
+}
+
+/// A text[] argument of column names, none of them NULL.
+fn names(value: Option<Vec<Option<String>>>, name: &str) -> Result<Vec<String>> {
+    value.ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} is NULL")))?.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} holds a NULL")))
 }
 
 /// Rebuilds the value index (distinct values of low-cardinality text columns); the number of

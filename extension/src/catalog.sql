@@ -1,6 +1,6 @@
 -- What the calling role may read, as one jsonb document for the engine's Schema type: tables,
 -- views, materialized views and foreign tables on its search path that it can SELECT from, the
--- columns it can read, primary and foreign keys made only of readable columns, comments, and the
+-- columns it can read, primary and foreign keys (declared or virtual) made only of readable columns, comments, and the
 -- most common values of low-cardinality text columns (pg_stats hides what the role may not see,
 -- including tables under row-level security). Objects that belong to an extension, and the system
 -- catalogs, are left out.
@@ -12,6 +12,7 @@
 -- $3: the caller's search path, explicit schemas only (whose tables are shown)
 -- $4: the caller's search path with the implicit schemas (pg_catalog, pg_temp) in their places
 --     (a relation is named without its schema when it is the first of its name on that path)
+-- @virtual_foreign_keys@: the extension's table of them, qualified (schema_context.rs fills it in)
 WITH first_on_path AS (
     SELECT DISTINCT ON (c.relname) c.oid
     FROM pg_catalog.pg_class c
@@ -45,6 +46,22 @@ key_columns AS (
     LEFT JOIN pg_catalog.pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = con.confkey[k.ord]
     WHERE con.contype IN ('p', 'f') AND con.conrelid IN (SELECT oid FROM readable)
     GROUP BY con.oid, con.conrelid, con.confrelid, con.contype
+    UNION ALL
+    -- virtual foreign keys (nl2sql_add_virtual_foreign_key), shown as declared ones are; one
+    -- whose column was dropped since is left out
+    SELECT NULL, v.conrelid, v.confrelid, 'f',
+           pg_catalog.jsonb_agg(a.attname ORDER BY k.ord),
+           pg_catalog.jsonb_agg(fa.attname ORDER BY k.ord),
+           pg_catalog.bool_and(fa.attname IS NOT NULL
+                    AND pg_catalog.has_column_privilege(v.conrelid, a.attnum, 'SELECT')
+                    AND pg_catalog.has_column_privilege(v.confrelid, fa.attnum, 'SELECT'))
+    FROM @virtual_foreign_keys@ v
+    CROSS JOIN LATERAL pg_catalog.unnest(v.conkey) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = v.conrelid AND a.attnum = k.attnum AND NOT a.attisdropped
+    LEFT JOIN pg_catalog.pg_attribute fa ON fa.attrelid = v.confrelid AND fa.attnum = v.confkey[k.ord] AND NOT fa.attisdropped
+    WHERE v.conrelid IN (SELECT oid FROM readable)
+    GROUP BY v.id, v.conrelid, v.confrelid, v.conkey
+    HAVING pg_catalog.count(*) = pg_catalog.cardinality(v.conkey)
 )
 SELECT pg_catalog.jsonb_build_object('tables', coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
     'schema', CASE WHEN r.oid IN (SELECT oid FROM first_on_path) THEN NULL ELSE r.nspname END,

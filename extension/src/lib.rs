@@ -6,7 +6,8 @@
 //! - [`pipeline`] — the engine's conversation, and each statement's judgement
 //! - [`question_context`] — what the model is told: the schema (linked when large, [`linker`]),
 //!   named values ([`value_index`]), [`glossary`], verified [`examples`]; [`own_tables`] holds them
-//! - [`schema_context`] (with `catalog.sql`) — what the calling role may read, from the catalogs
+//! - [`schema_context`] (with `catalog.sql`) — what the calling role may read, from the catalogs,
+//!   with the joins declared by [`virtual_foreign_keys`]
 //! - [`statement`] — one read-only SELECT, checked on PostgreSQL's own query tree, then planned or
 //!   run from that tree; [`provenance`] — only code of pg_catalog and allowed schemas
 //! - [`guc_scope`] — pinned search_path and read-only state for a step; [`subtransaction`] —
@@ -38,6 +39,7 @@ pub mod schema_context;
 pub mod statement;
 pub mod subtransaction;
 pub mod value_index;
+pub mod virtual_foreign_keys;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

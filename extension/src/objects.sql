@@ -52,3 +52,27 @@ CREATE TABLE nl2sql_value_index_state (
     columns text NOT NULL
 );
 GRANT SELECT ON nl2sql_value_index_state TO PUBLIC;
+
+-- Virtual foreign keys: columns that join other tables' columns where no FOREIGN KEY constraint
+-- says so (a schema loaded from files, a warehouse without constraints). The model is shown them
+-- as foreign keys, and schema linking follows them, exactly as declared ones; nothing enforces
+-- them. nl2sql_add_virtual_foreign_key adds one. Columns are kept by number, like pg_constraint,
+-- so a rename follows; a row whose table or column is gone is ignored. A role sees a row only
+-- when it may read both tables (and the prompt shows it only when it may read every column).
+-- Changing them takes INSERT/DELETE here (the owner grants it to the roles that curate them).
+CREATE TABLE nl2sql_virtual_foreign_keys (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    conrelid regclass NOT NULL,
+    conkey smallint[] NOT NULL,
+    confrelid regclass NOT NULL,
+    confkey smallint[] NOT NULL,
+    UNIQUE (conrelid, conkey, confrelid, confkey)
+);
+ALTER TABLE nl2sql_virtual_foreign_keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY virtual_foreign_keys_of_readable_tables ON nl2sql_virtual_foreign_keys FOR SELECT
+    USING (pg_catalog.has_any_column_privilege(conrelid, 'SELECT') AND pg_catalog.has_any_column_privilege(confrelid, 'SELECT'));
+CREATE POLICY virtual_foreign_keys_added ON nl2sql_virtual_foreign_keys FOR INSERT WITH CHECK (true);
+CREATE POLICY virtual_foreign_keys_removed ON nl2sql_virtual_foreign_keys FOR DELETE
+    USING (pg_catalog.has_any_column_privilege(conrelid, 'SELECT') AND pg_catalog.has_any_column_privilege(confrelid, 'SELECT'));
+GRANT SELECT ON nl2sql_virtual_foreign_keys TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('nl2sql_virtual_foreign_keys', '');

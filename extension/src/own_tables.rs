@@ -1,6 +1,6 @@
-//! The extension's own tables (objects.sql): examples, glossary and value index. The SQL that
-//! reads and writes them runs under the pinned search path, which does not hold the extension's
-//! schema, so they are always named with it.
+//! The extension's own tables (objects.sql): examples, glossary, value index and virtual foreign
+//! keys. The SQL that reads and writes them runs under the pinned search path, which does not
+//! hold the extension's schema, so they are always named with it.
 
 use crate::guc_scope::{with_settings, PINNED_SEARCH_PATH};
 use pgrx::Spi;

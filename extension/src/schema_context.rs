@@ -1,10 +1,12 @@
 //! What the calling role may read, from the catalogs: tables and views on its search_path that it
-//! can SELECT from, the columns it can read, keys, comments, and the most common values of
-//! low-cardinality text columns (from pg_stats, which itself hides what the role may not see,
-//! including tables under row-level security). Nothing else reaches the prompt.
+//! can SELECT from, the columns it can read, keys (declared, and virtual ones from
+//! nl2sql_virtual_foreign_keys), comments, and the most common values of low-cardinality text
+//! columns (from pg_stats, which itself hides what the role may not see, including tables under
+//! row-level security). Nothing else reaches the prompt.
 
 use crate::errors::{Nl2sqlError, Result};
 use crate::guc_scope::{with_settings, PINNED_SEARCH_PATH};
+use crate::own_tables::table;
 use nl2sql_engine::Schema;
 use pgrx::prelude::*;
 use pgrx::{JsonB, PgList};
@@ -34,9 +36,10 @@ fn callers_search_path(include_implicit: bool) -> Vec<String> {
 /// The schema the calling role may read.
 pub fn readable_schema() -> Result<Schema> {
     let (explicit, with_implicit) = (callers_search_path(false), callers_search_path(true));
+    let query = CATALOG_QUERY.replace("@virtual_foreign_keys@", &table("nl2sql_virtual_foreign_keys"));
     let json = with_settings(&[PINNED_SEARCH_PATH], || {
         Spi::get_one_with_args::<JsonB>(
-            CATALOG_QUERY,
+            &query,
             &[LOW_CARDINALITY.into(), FREQUENT_VALUES.into(), explicit.into(), with_implicit.into()],
         )
     })

@@ -102,6 +102,53 @@ fn the_glossary_enters_the_prompt_and_only_curators_change_it() {
 }
 
 #[pg_test]
+fn virtual_foreign_keys_are_shown_as_foreign_keys_checked_and_kept_by_column() {
+    academic_fixture();
+    let writes_fk = "FOREIGN KEY (aid) REFERENCES author(aid)";
+    assert!(one::<bool>("SELECT nl2sql_add_virtual_foreign_key('writes', '{aid}', 'author', '{aid}')"));
+    assert!(!one::<bool>("SELECT nl2sql_add_virtual_foreign_key('writes', '{aid}', 'author', '{aid}')"), "declared already");
+    let prompt = one::<String>("SELECT nl2sql_prompt('How many publications did each author write?')");
+    let writes = prompt.split("CREATE TABLE writes (").nth(1).unwrap().split(");").next().unwrap();
+    assert!(writes.contains(writes_fk), "{prompt}");
+    // Kept by column number: a rename follows, a dropped column takes the key with it.
+    run("ALTER TABLE author RENAME COLUMN aid TO author_id");
+    assert!(one::<String>("SELECT nl2sql_prompt('Who wrote what?')").contains("FOREIGN KEY (aid) REFERENCES author(author_id)"));
+    run("ALTER TABLE author DROP COLUMN author_id");
+    assert!(!one::<String>("SELECT nl2sql_prompt('Who wrote what?')").contains("FOREIGN KEY"), "the dropped column's key is gone");
+    run("ALTER TABLE author ADD COLUMN aid bigint");
+    assert!(one::<bool>("SELECT nl2sql_add_virtual_foreign_key('writes', '{aid}', 'author', '{aid}')"), "a new column, a new key");
+
+    // Checked as the caller: columns that exist, that compare, as many on each side.
+    let rows = || one::<i64>("SELECT count(*) FROM nl2sql_virtual_foreign_keys");
+    let before = rows();
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('writes', '{author}', 'author', '{aid}')", "cannot join: column referencing.author does not exist");
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('writes', '{aid}', 'author', '{name}')", "cannot join: operator does not exist: bigint = text");
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('writes', '{aid,pid}', 'author', '{aid}')", "as many referenced columns as columns");
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('writes', '{}', 'author', '{}')", "at least one");
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('wrote', '{aid}', 'author', '{aid}')", "relation \"wrote\" does not exist");
+    assert_error("SELECT nl2sql_add_virtual_foreign_key('writes', ARRAY['aid', NULL], 'author', '{aid,pid}')", "columns holds a NULL");
+    assert_eq!(rows(), before, "nothing stored by a refused key");
+
+    // Shown only to a role that may read both sides; only curators change them.
+    assert!(one::<bool>("SELECT nl2sql_add_virtual_foreign_key('publication', '{jid}', 'journal', '{jid}')"));
+    run("CREATE ROLE reader");
+    run("GRANT SELECT ON publication, journal, writes TO reader");
+    run("GRANT SELECT (name) ON author TO reader");
+    run("SET ROLE reader");
+    let prompt = one::<String>("SELECT nl2sql_prompt('Which journals publish the most?')");
+    let visible = one::<i64>("SELECT count(*) FROM nl2sql_virtual_foreign_keys");
+    let error = error_of("SELECT nl2sql_add_virtual_foreign_key('writes', '{pid}', 'publication', '{pid}')");
+    run("RESET ROLE");
+    assert!(prompt.contains("FOREIGN KEY (jid) REFERENCES journal(jid)"), "{prompt}");
+    assert!(!prompt.contains("REFERENCES author"), "reader may not read author.aid: {prompt}");
+    assert_eq!(visible, 3, "every key's tables are readable in part (one key lost its column)");
+    assert!(error.contains("permission denied") && error.contains("grants INSERT ON nl2sql_virtual_foreign_keys"), "{error}");
+    assert!(one::<bool>("SELECT nl2sql_drop_virtual_foreign_key('publication', '{jid}', 'journal', '{jid}')"));
+    assert!(!one::<bool>("SELECT nl2sql_drop_virtual_foreign_key('publication', '{jid}', 'journal', '{jid}')"), "gone already");
+    assert!(!one::<String>("SELECT nl2sql_prompt('Which journals publish the most?')").contains("REFERENCES journal"));
+}
+
+#[pg_test]
 fn verified_examples_are_checked_shown_when_similar_and_only_to_who_may_read_their_tables() {
     run("CREATE TABLE sales (amount numeric, region text)");
     run("CREATE TABLE salaries (person text, pay numeric)");
