@@ -48,7 +48,8 @@ key_columns AS (
     GROUP BY con.oid, con.conrelid, con.confrelid, con.contype
     UNION ALL
     -- virtual foreign keys (nl2sql_add_virtual_foreign_key), shown as declared ones are; one
-    -- whose column was dropped since is left out
+    -- whose column was dropped since, or whose join a constraint declares (either way round), is
+    -- left out
     SELECT NULL, v.conrelid, v.confrelid, 'f',
            pg_catalog.jsonb_agg(a.attname ORDER BY k.ord),
            pg_catalog.jsonb_agg(fa.attname ORDER BY k.ord),
@@ -60,6 +61,10 @@ key_columns AS (
     JOIN pg_catalog.pg_attribute a ON a.attrelid = v.conrelid AND a.attnum = k.attnum AND NOT a.attisdropped
     LEFT JOIN pg_catalog.pg_attribute fa ON fa.attrelid = v.confrelid AND fa.attnum = v.confkey[k.ord] AND NOT fa.attisdropped
     WHERE v.conrelid IN (SELECT oid FROM readable)
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con
+                      WHERE con.contype = 'f'
+                        AND ((con.conrelid, con.conkey, con.confrelid, con.confkey) = (v.conrelid, v.conkey, v.confrelid, v.confkey)
+                          OR (con.conrelid, con.conkey, con.confrelid, con.confkey) = (v.confrelid, v.confkey, v.conrelid, v.conkey)))
     GROUP BY v.id, v.conrelid, v.confrelid, v.conkey
     HAVING pg_catalog.count(*) = pg_catalog.cardinality(v.conkey)
 )
