@@ -29,6 +29,12 @@
 //! Learning'`), LIKE over a number or date, and a cast of a number column to a date or interval
 //! (or back) are refused; the column written last is the one the model writes again.
 //!
+//! Joins, where the schema's keys tell (declared or virtual foreign keys, primary keys): `a = b`
+//! between two key columns is refused unless foreign keys link them, directly or through a
+//! column both reference (`fare.from_airport = flight.to_airport`, both airport codes). Without
+//! this a small model joins any two id columns (`course.course_id = student.program_id`). Columns
+//! that are no key, and schemas without keys, are left alone.
+//!
 //! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
 //! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that
 //! turns out wrong is reported as a [`Verdict::Conflict`]; the decoder then backtracks to the
@@ -76,6 +82,9 @@ pub struct SchemaConstraint {
     /// Everything an unqualified word may be in an expression: keywords, functions, types,
     /// EXTRACT fields, columns and relation names, sorted for prefix search.
     words: Vec<String>,
+    /// Key columns (of a primary or foreign key) by relation and name, and the class of columns
+    /// foreign keys link them to: two key columns may be compared with `=` only in one class.
+    join_classes: HashMap<(usize, String), usize>,
     /// The schema it was made from: what a model worker in another process makes it again from.
     schema: Schema,
 }
@@ -102,7 +111,8 @@ impl SchemaConstraint {
         words.extend(relations.iter().filter_map(|r| r.schema.clone()));
         words.sort();
         words.dedup();
-        Self { relations, columns, words, schema: schema.clone() }
+        let join_classes = join_classes(schema, &relations);
+        Self { relations, columns, words, join_classes, schema: schema.clone() }
     }
 
     pub fn schema(&self) -> &Schema {
@@ -141,6 +151,43 @@ impl SchemaConstraint {
     fn column_value_kind(&self, relation: usize, name: &str) -> Option<ValueKind> {
         self.relations[relation].columns.iter().find(|(c, _)| c == name).map(|(_, kind)| *kind)
     }
+}
+
+/// The join class of every key column: columns of primary and foreign keys, those a foreign key
+/// links in one class (union-find), each other key column in a class of its own.
+fn join_classes(schema: &Schema, relations: &[Relation]) -> HashMap<(usize, String), usize> {
+    let mut ids: HashMap<(usize, String), usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    let mut id = |key: (usize, String), parent: &mut Vec<usize>| {
+        *ids.entry(key).or_insert_with(|| {
+            parent.push(parent.len());
+            parent.len() - 1
+        })
+    };
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for (r, table) in schema.tables.iter().enumerate() {
+        for column in &table.primary_key {
+            id((r, column.clone()), &mut parent);
+        }
+        for fk in &table.foreign_keys {
+            let target = relations.iter().position(|t| t.name == fk.references_table && (fk.references_schema.is_none() || t.schema == fk.references_schema));
+            for (i, column) in fk.columns.iter().enumerate() {
+                let from = id((r, column.clone()), &mut parent);
+                if let (Some(target), Some(referenced)) = (target, fk.references_columns.get(i)) {
+                    let to = id((target, referenced.clone()), &mut parent);
+                    let (a, b) = (root(&mut parent, from), root(&mut parent, to));
+                    parent[a] = b;
+                }
+            }
+        }
+    }
+    ids.into_iter().map(|(key, i)| (key, root(&mut parent, i))).collect()
 }
 
 // ---- lexing ----------------------------------------------------------------------------------
@@ -439,8 +486,8 @@ impl Frame {
 
 /// One side of a comparison.
 enum Operand {
-    /// A column of a known kind, and where its name starts.
-    Column(ValueKind, usize),
+    /// A column of a known kind, where its name starts, and its join class if it is a key.
+    Column(ValueKind, usize, Option<usize>),
     /// A string literal, and whether it reads as a number.
     Text(bool),
     Number,
@@ -832,6 +879,7 @@ impl Walk<'_> {
         let is_word = |k: usize, names: &[&str]| matches!(&self.lexemes[k].0, Lexeme::Word(w) if !w.quoted && names.contains(&w.name.as_str()));
         let operator_byte = |k: usize| self.lexemes[k].0 == Lexeme::Other && matches!(self.text[self.lexemes[k].1], b'<' | b'>' | b'=' | b'!');
         let operator_start = k;
+        let mut equals = false;
         let like = k < to && is_word(k, &["not", "like", "ilike"]);
         if like {
             while k < to && is_word(k, &["not", "like", "ilike"]) {
@@ -845,16 +893,18 @@ impl Walk<'_> {
             if !matches!(operator, b"=" | b"<>" | b"!=" | b"<" | b">" | b"<=" | b">=") {
                 return None;
             }
+            equals = operator == b"=";
         }
         let (right, end) = self.operand(k, to)?;
         if end != to {
             return None;
         }
         match (left, right) {
-            (Operand::Column(kind, start), _) if like => matches!(kind, ValueKind::Number | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
+            (Operand::Column(kind, start, _), _) if like => matches!(kind, ValueKind::Number | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
             (_, _) if like => None,
-            (Operand::Column(a, _), Operand::Column(b, start)) => a.clashes_with(b).then_some(start),
-            (Operand::Column(kind, start), literal) | (literal, Operand::Column(kind, start)) => match literal {
+            (Operand::Column(_, _, Some(a)), Operand::Column(_, start, Some(b))) if equals && a != b => Some(start),
+            (Operand::Column(a, _, _), Operand::Column(b, start, _)) => a.clashes_with(b).then_some(start),
+            (Operand::Column(kind, start, _), literal) | (literal, Operand::Column(kind, start, _)) => match literal {
                 Operand::Number => matches!(kind, ValueKind::Text | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
                 Operand::Text(number) => (kind == ValueKind::Number && !number).then_some(start),
                 _ => None,
@@ -867,7 +917,7 @@ impl Walk<'_> {
     fn operand(&self, k: usize, to: usize) -> Option<(Operand, usize)> {
         let lexeme = |i: usize| self.lexemes[..to].get(i).map(|(l, _)| l);
         let column = |i: usize| match &self.lexemes[i].0 {
-            Lexeme::Word(word) => self.reference_kind(i).map_or(Operand::Unknown, |kind| Operand::Column(kind, word.start)),
+            Lexeme::Word(word) => self.reference_kind(i).map_or(Operand::Unknown, |kind| Operand::Column(kind, word.start, self.join_class(i))),
             _ => Operand::Unknown,
         };
         match (lexeme(k)?, lexeme(k + 1), lexeme(k + 2)) {
@@ -921,23 +971,42 @@ impl Walk<'_> {
     /// bound to, or, unqualified, of the tables of its query's scope that have it (when they
     /// agree). `None` when that is not known.
     fn reference_kind(&self, k: usize) -> Option<ValueKind> {
+        let (name, relations) = self.referenced_relations(k)?;
+        let mut kinds = relations.into_iter().filter_map(|t| self.constraint.column_value_kind(t, name));
+        let kind = kinds.next()?;
+        kinds.all(|k| k == kind).then_some(kind)
+    }
+
+    /// The join class of the key column the word at lexeme `k` names, if it names one of one
+    /// relation.
+    fn join_class(&self, k: usize) -> Option<usize> {
+        let (name, relations) = self.referenced_relations(k)?;
+        let holders: Vec<usize> = relations.into_iter().filter(|&t| self.constraint.has_column(t, name)).collect();
+        match holders[..] {
+            [relation] => self.constraint.join_classes.get(&(relation, name.to_owned())).copied(),
+            _ => None,
+        }
+    }
+
+    /// The column name the word at lexeme `k` is, and the relations it may belong to: the one its
+    /// qualifier names, else the tables of the query's scope. None for a word that is no column
+    /// of a table (a keyword, a declared name, a column of a CTE or sub-query).
+    fn referenced_relations(&self, k: usize) -> Option<(&str, Vec<usize>)> {
         let Lexeme::Word(word) = &self.lexemes[k].0 else { return None };
         if let (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot)) = (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
             return match self.resolve(qualifier) {
-                Some(Bound::Table(relation)) => self.constraint.column_value_kind(relation, &word.name),
+                Some(Bound::Table(relation)) => Some((&word.name, vec![relation])),
                 _ => None,
             };
         }
         if self.is_known_word(word) || self.is_declared(word) {
             return None;
         }
-        let scope = &self.query().scope;
-        let mut kinds = scope.iter().filter_map(|b| match b {
-            Bound::Table(t) => self.constraint.column_value_kind(*t, &word.name),
+        let tables = self.query().scope.iter().filter_map(|b| match b {
+            Bound::Table(t) => Some(*t),
             Bound::Opaque => None,
         });
-        let kind = kinds.next()?;
-        kinds.all(|k| k == kind).then_some(kind)
+        Some((&word.name, tables.collect()))
     }
 
     /// The index of the `)` that closes the `(` at lexeme `open`.
@@ -1468,7 +1537,7 @@ mod tests {
         assert_eq!(dead_at("SELECT status, unit_price FROM orders\n```"), Some(15));
         assert_accepted("SELECT status, quantity FROM orders JOIN order_items ON order_id = id\n```");
         // A column of the outer query's table inside a sub-query, and an output name in ORDER BY.
-        assert_accepted("SELECT name, (SELECT count(*) FROM orders WHERE customer_id = id) AS n FROM customers ORDER BY n\n```");
+        assert_accepted("SELECT name, (SELECT count(*) FROM orders WHERE ordered_at > signed_up) AS n FROM customers ORDER BY n\n```");
         // With a sub-query in FROM its columns are unknown: nothing is checked.
         assert_accepted("SELECT unit_price FROM (SELECT * FROM products) AS p\n```");
     }
@@ -1487,7 +1556,7 @@ mod tests {
         assert_accepted("SELECT status AS s, count(*) AS n FROM orders GROUP BY s ORDER BY n DESC\n```");
         assert_accepted("SELECT EXTRACT(YEAR FROM ordered_at) AS y, count(*) FROM orders GROUP BY y ORDER BY y\n```");
         // A sub-query may read its outer query's columns (correlated); they are checked there.
-        assert_accepted("SELECT name FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE customer_id = id AND country = 'US')\n```");
+        assert_accepted("SELECT name FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE ordered_at > signed_up AND country = 'US')\n```");
         let outer = "SELECT name FROM customers WHERE EXISTS (SELECT 1 FROM orders WHERE category = 'toys')\n```";
         assert_eq!(dead_at(outer), outer.find("category"));
         assert_eq!(dead_at("SELECT country\n```"), Some(7), "no FROM, no column");
@@ -1516,6 +1585,25 @@ mod tests {
         let integer = "SELECT 1 FROM orders WHERE ordered_at::integer > 1";
         assert_eq!(dead_at(integer), integer.find("integer"));
         assert_accepted("SELECT 1 FROM orders WHERE status::date > CURRENT_DATE AND id::text = '1' AND CAST(ordered_at AS date) = CURRENT_DATE AND to_timestamp(id)::date < now()\n```");
+    }
+
+    #[test]
+    fn key_columns_are_joined_only_as_foreign_keys_link_them() {
+        // Two keys no foreign key links: the column written last is written again.
+        let ids = "SELECT 1 FROM orders o JOIN customers c ON o.id = c.id\n```";
+        assert_eq!(dead_at(ids), ids.rfind(".id").map(|at| at + 1));
+        let swapped = "SELECT 1 FROM order_items oi JOIN products p ON p.id = oi.order_id WHERE p.category = 'toys'\n```";
+        assert_eq!(dead_at(swapped), swapped.find("order_id"));
+        let unqualified = "SELECT 1 FROM orders, customers WHERE customer_id = 1 AND ordered_at > signed_up AND orders.id = customers.id;";
+        assert_eq!(dead_at(unqualified), unqualified.rfind("id;"));
+        // Linked directly, either way round, or through a column both reference; keys compared
+        // with other columns, or other than by `=`, are not this rule's business.
+        assert_accepted("SELECT 1 FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_items oi ON o.id = oi.order_id\n```");
+        assert_accepted("SELECT 1 FROM order_items a JOIN order_items b ON a.product_id = b.product_id AND a.order_id <> b.order_id\n```");
+        assert_accepted("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id WHERE o.id > c.id AND c.id = o.customer_id\n```");
+        assert_accepted("SELECT 1 FROM products p JOIN order_items oi ON p.unit_price = oi.unit_price\n```");
+        let no_keys = SchemaConstraint::new(&Schema::from_ddl("CREATE TABLE a (\n  id integer,\n  b_id integer\n);\nCREATE TABLE b (\n  id integer\n);\n").unwrap());
+        assert!(no_keys.allows(b"SELECT 1 FROM a JOIN b ON a.id = b.id\n```"), "without keys, any join");
     }
 
     #[test]
