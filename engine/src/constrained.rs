@@ -154,7 +154,14 @@ impl<'c> Constrained<'c> {
     /// The most likely token that keeps the statement possible.
     pub(crate) fn choose(&mut self, vocabulary: &dyn Vocabulary, ranking: &dyn Ranking, reply: &Reply) -> Step {
         let position = reply.tokens.len();
-        let banned = self.bans.get(&position).cloned().unwrap_or_default();
+        // Stopping is judged as closing the code block there.
+        let spelled = |token: u32| match vocabulary.is_stop(token) {
+            true => b"\n```".as_slice(),
+            false => vocabulary.spelling(token),
+        };
+        // A token banned here bans its spelling in any case: SQL names are case-insensitive, and
+        // a model refused `oid` writes `OID`, then `Oid`, until the backtracks run out.
+        let banned: Vec<&[u8]> = self.bans.get(&position).into_iter().flatten().map(|&t| spelled(t)).collect();
         let Some(&best) = ranking.best(1).first() else { return Step::Token(0) };
         let mut first_allowed = true;
         let mut candidate_text = reply.text.clone();
@@ -166,14 +173,10 @@ impl<'c> Constrained<'c> {
             }
             let candidates = if round == 1 { vec![best] } else { ranking.best(round) };
             for &token in candidates.iter().skip(tried) {
-                if banned.contains(&token) {
+                let spelling = spelled(token);
+                if banned.iter().any(|b| b.eq_ignore_ascii_case(spelling)) {
                     continue;
                 }
-                // Stopping is judged as closing the code block there.
-                let spelling = match vocabulary.is_stop(token) {
-                    true => b"\n```".as_slice(),
-                    false => vocabulary.spelling(token),
-                };
                 candidate_text.truncate(reply.text.len());
                 candidate_text.extend_from_slice(spelling);
                 let Some(sql_start) = Reply::sql_start(&candidate_text) else {
@@ -251,6 +254,11 @@ mod tests {
     /// Decodes under the sales schema's constraint with a stub model: `prefers` ranks the next
     /// words given the text so far.
     fn decode(prefers: impl Fn(&str) -> Vec<&'static str>) -> String {
+        decode_counting(prefers).0
+    }
+
+    /// [`decode`], and how many times the decoder went back.
+    fn decode_counting(prefers: impl Fn(&str) -> Vec<&'static str>) -> (String, usize) {
         let constraint = SchemaConstraint::new(&Schema::from_ddl(include_str!("../examples/sales.sql")).unwrap());
         let mut decoder = Constrained::new(&constraint);
         let (mut words, mut reply) = (Words::default(), Reply::default());
@@ -266,7 +274,7 @@ mod tests {
                 Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
             }
         }
-        reply.shown().to_owned()
+        (reply.shown().to_owned(), decoder.backtracks)
     }
 
     #[test]
@@ -298,6 +306,20 @@ mod tests {
             _ => vec!["<stop>"],
         });
         assert_eq!(sql, "SELECT name FROM products p WHERE category = 'toys'");
+    }
+
+    #[test]
+    fn a_refused_key_join_is_written_again_and_its_name_in_other_case_is_banned_too() {
+        // The model joins two ids no foreign key links, then tries the same name upper-cased:
+        // both are refused where the name begins, and its next choice, the key, is taken.
+        let (sql, backtracks) = decode_counting(|text| match text {
+            "" => vec!["SELECT 1 FROM orders o JOIN customers c ON c.id = o."],
+            t if t.ends_with("o.") => vec!["id", "ID", "customer_id"],
+            t if t.ends_with("id") || t.ends_with("ID") => vec!["\n```"],
+            _ => vec!["<stop>"],
+        });
+        assert_eq!(sql, "SELECT 1 FROM orders o JOIN customers c ON c.id = o.customer_id\n```");
+        assert_eq!(backtracks, 1, "`ID` is banned with `id`");
     }
 
     #[test]

@@ -649,8 +649,40 @@ impl Walk<'_> {
             if verdict != Verdict::Viable {
                 return verdict;
             }
+            // Key columns joined where no foreign key links them are refused as soon as the
+            // second one is written, not at the condition's end: by then the model has often
+            // written its way around the check (`GROUPS BY`, `T2/course_id`).
+            if let Lexeme::Word(word) = lexeme {
+                if word.complete {
+                    if let Some(start) = self.unrelated_keys_joined(index) {
+                        return Verdict::Dead { word_start: Some(start) };
+                    }
+                }
+            }
         }
         Verdict::Viable
+    }
+
+    /// When the word at lexeme `index` ends `a = b` (each a column, qualified or not) and `a` and
+    /// `b` are key columns that no foreign key links: where `b`'s name starts.
+    fn unrelated_keys_joined(&self, index: usize) -> Option<usize> {
+        let Lexeme::Word(right) = &self.lexemes[index].0 else { return None };
+        let operand_start = |last: usize| match (last.checked_sub(1).map(|i| &self.lexemes[i].0), last.checked_sub(2).map(|i| &self.lexemes[i].0)) {
+            (Some(Lexeme::Dot), Some(Lexeme::Word(_))) => last.checked_sub(2),
+            _ => Some(last),
+        };
+        let equals = operand_start(index)?.checked_sub(1)?;
+        let at = self.lexemes[equals].1;
+        let lone_equals = self.lexemes[equals].0 == Lexeme::Other
+            && self.text[at] == b'='
+            && !matches!(self.text.get(at + 1), Some(b'=' | b'>' | b'<'))
+            && !at.checked_sub(1).is_some_and(|b| matches!(self.text[b], b'<' | b'>' | b'!' | b'='));
+        let left = equals.checked_sub(1)?;
+        if !lone_equals || !matches!(self.lexemes[left].0, Lexeme::Word(_)) {
+            return None;
+        }
+        let (a, b) = (self.join_class(left)?, self.join_class(index)?);
+        (a != b).then_some(right.start)
     }
 
     /// `x.*` (the star at lexeme `index`): every column of `x`, in a SELECT list or a function's
@@ -1602,6 +1634,13 @@ mod tests {
         assert_accepted("SELECT 1 FROM order_items a JOIN order_items b ON a.product_id = b.product_id AND a.order_id <> b.order_id\n```");
         assert_accepted("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id WHERE o.id > c.id AND c.id = o.customer_id\n```");
         assert_accepted("SELECT 1 FROM products p JOIN order_items oi ON p.unit_price = oi.unit_price\n```");
+        // Refused as soon as the second key is written, whatever follows it.
+        let early = "SELECT 1 FROM orders o JOIN customers c ON o.id = c.id GROUPS";
+        assert_eq!(dead_at(early), early.rfind("id G"));
+        let upper = "SELECT 1 FROM orders o JOIN customers c ON o.ID = c.ID/";
+        assert_eq!(dead_at(upper), upper.rfind("ID/"));
+        assert_eq!(verdict("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id "), Verdict::Viable);
+        assert_eq!(verdict("SELECT 1 FROM orders o JOIN customers c ON o.id >= c.id "), Verdict::Viable, "only =");
         let no_keys = SchemaConstraint::new(&Schema::from_ddl("CREATE TABLE a (\n  id integer,\n  b_id integer\n);\nCREATE TABLE b (\n  id integer\n);\n").unwrap());
         assert!(no_keys.allows(b"SELECT 1 FROM a JOIN b ON a.id = b.id\n```"), "without keys, any join");
     }
