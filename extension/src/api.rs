@@ -228,9 +228,7 @@ fn nl2sql_add_virtual_foreign_key(
     referenced: Option<&str>,
     referenced_columns: Option<Vec<Option<String>>>,
 ) -> Result<bool, ErrorReport> {
-    let (columns, referenced_columns) = (names(columns, "columns")?, names(referenced_columns, "referenced_columns")?);
-    let key = VirtualForeignKey { referencing: required(referencing, "referencing")?, columns: &columns, referenced: required(referenced, "referenced")?, referenced_columns: &referenced_columns };
-    Ok(virtual_foreign_keys::add(&key)?)
+    Ok(virtual_foreign_key(referencing, columns, referenced, referenced_columns, virtual_foreign_keys::add)?)
 }
 
 /// Removes a virtual foreign key; false if there was none.
@@ -241,14 +239,28 @@ fn nl2sql_drop_virtual_foreign_key(
     referenced: Option<&str>,
     referenced_columns: Option<Vec<Option<String>>>,
 ) -> Result<bool, ErrorReport> {
-    let (columns, referenced_columns) = (names(columns, "columns")?, names(referenced_columns, "referenced_columns")?);
-    let key = VirtualForeignKey { referencing: required(referencing, "referencing")?, columns: &columns, referenced: required(referenced, "referenced")?, referenced_columns: &referenced_columns };
-    Ok(virtual_foreign_keys::drop(&key)?)
+    Ok(virtual_foreign_key(referencing, columns, referenced, referenced_columns, virtual_foreign_keys::drop)?)
 }
 
-/// A text[] argument of column names, none of them NULL.
-fn names(value: Option<Vec<Option<String>>>, name: &str) -> Result<Vec<String>> {
-    value.ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} is NULL")))?.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} holds a NULL")))
+/// The arguments of nl2sql_add/drop_virtual_foreign_key, present and without NULLs, given to `f`.
+fn virtual_foreign_key(
+    referencing: Option<&str>,
+    columns: Option<Vec<Option<String>>>,
+    referenced: Option<&str>,
+    referenced_columns: Option<Vec<Option<String>>>,
+    f: impl FnOnce(&VirtualForeignKey) -> Result<bool>,
+) -> Result<bool> {
+    let names = |value: Option<Vec<Option<String>>>, name: &str| -> Result<Vec<String>> {
+        let value = value.ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} is NULL")))?;
+        value.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| Nl2sqlError::invalid_input(format!("{name} holds a NULL")))
+    };
+    let (columns, referenced_columns) = (names(columns, "columns")?, names(referenced_columns, "referenced_columns")?);
+    f(&VirtualForeignKey {
+        referencing: required(referencing, "referencing")?,
+        columns: &columns,
+        referenced: required(referenced, "referenced")?,
+        referenced_columns: &referenced_columns,
+    })
 }
 
 /// Rebuilds the value index (distinct values of low-cardinality text columns); the number of

@@ -1,9 +1,9 @@
 -- What the calling role may read, as one jsonb document for the engine's Schema type: tables,
 -- views, materialized views and foreign tables on its search path that it can SELECT from, the
--- columns it can read, primary and foreign keys (declared or virtual) made only of readable columns, comments, and the
--- most common values of low-cardinality text columns (pg_stats hides what the role may not see,
--- including tables under row-level security). Objects that belong to an extension, and the system
--- catalogs, are left out.
+-- columns it can read, primary and foreign keys (declared or virtual) made only of readable
+-- columns, comments, and the most common values of low-cardinality text columns (pg_stats hides
+-- what the role may not see, including tables under row-level security). Objects that belong to
+-- an extension, and the system catalogs, are left out.
 --
 -- Runs under search_path = pg_catalog, pg_temp (see guc_scope.rs), and names its functions with
 -- pg_catalog. anyway, so no function or operator a user created can take part in it.
