@@ -31,9 +31,10 @@
 //!
 //! Joins, where the schema's keys tell (declared or virtual foreign keys, primary keys): `a = b`
 //! between two key columns is refused unless foreign keys link them, directly or through a
-//! column both reference (`fare.from_airport = flight.to_airport`, both airport codes). Without
-//! this a small model joins any two id columns (`course.course_id = student.program_id`). Columns
-//! that are no key, and schemas without keys, are left alone.
+//! column both reference (`fare.from_airport = flight.to_airport`, both airport codes), as soon
+//! as `b` is written. Without this a small model joins any two id columns
+//! (`course.course_id = student.program_id`). Columns that are no key, and schemas without keys,
+//! are left alone.
 //!
 //! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
 //! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that
