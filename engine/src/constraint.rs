@@ -639,6 +639,10 @@ impl Walk<'_> {
                 // `T2.**col**`).
                 Lexeme::Star if self.text.get(at + 1) == Some(&b'*') => Verdict::Dead { word_start: None },
                 Lexeme::Star if matches!(self.previous(index), Some(Lexeme::Dot)) => self.all_columns(index),
+                // An alias is no number (`s/course_id` is how a model refused `s.` escapes).
+                Lexeme::Other if matches!(self.text[*at], b'/' | b'+' | b'-' | b'%') && self.is_bare_alias(index.checked_sub(1)) => {
+                    Verdict::Dead { word_start: None }
+                }
                 Lexeme::Star | Lexeme::Other | Lexeme::Str => {
                     let frame = self.frame();
                     if !matches!(frame.expect, Expect::Table) {
@@ -1392,6 +1396,14 @@ impl Walk<'_> {
             .collect()
     }
 
+    /// Whether lexeme `k` is a table alias alone (not `x.alias`), and no column is so named.
+    fn is_bare_alias(&self, k: Option<usize>) -> bool {
+        let Some(k) = k else { return false };
+        let Lexeme::Word(word) = &self.lexemes[k].0 else { return false };
+        let qualified = matches!(self.previous(k), Some(Lexeme::Dot));
+        !qualified && self.bindings.contains_key(&word.name) && !self.constraint.columns.contains_key(&word.name)
+    }
+
     fn is_declared(&self, word: &Word) -> bool {
         self.bindings.contains_key(&word.name) || self.ctes.contains(&word.name) || self.outputs.contains(&word.name)
     }
@@ -1635,6 +1647,9 @@ mod tests {
         assert_accepted("SELECT 1 FROM order_items a JOIN order_items b ON a.product_id = b.product_id AND a.order_id <> b.order_id\n```");
         assert_accepted("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id WHERE o.id > c.id AND c.id = o.customer_id\n```");
         assert_accepted("SELECT 1 FROM products p JOIN order_items oi ON p.unit_price = oi.unit_price\n```");
+        // An alias is no operand of arithmetic: after `s` the `/` itself is refused.
+        assert_eq!(verdict("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c/"), Verdict::Dead { word_start: None });
+        assert_eq!(verdict("SELECT 1 FROM orders o WHERE o.id - 1 > 0 AND o.id/2 = 1 "), Verdict::Viable);
         // Refused as soon as the second key is written, whatever follows it.
         let early = "SELECT 1 FROM orders o JOIN customers c ON o.id = c.id GROUPS";
         assert_eq!(dead_at(early), early.rfind("id G"));
