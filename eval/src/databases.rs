@@ -206,6 +206,22 @@ mod tests {
     }
 
     #[test]
+    fn joins_are_read_from_supplementary_without_importing_it() {
+        let file = std::env::temp_dir().join(format!("nl2sql-eval-supplementary-{}.py", std::process::id()));
+        std::fs::write(
+            &file,
+            "import module_that_is_not_installed\ncolumns_ner = {'x': {}}\ncolumns_join = {\n    'shop': {\n        ('customer', 'orders'): [('customer.id', 'orders.customer_id')],\n        ('orders', 'item'): [('item.order_id', 'orders.id'), ('item.alt_id', 'orders.id')],\n    },\n    'other': {},\n}\n",
+        )
+        .unwrap();
+        let shop = super::joins(&file, "shop").unwrap();
+        let missing = super::joins(&file, "nowhere").unwrap();
+        std::fs::remove_file(&file).unwrap();
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(shop, vec![pair("customer.id", "orders.customer_id"), pair("item.order_id", "orders.id"), pair("item.alt_id", "orders.id")]);
+        assert!(missing.is_empty());
+    }
+
+    #[test]
     fn url_for_swaps_the_database_name() {
         assert_eq!(super::url_for("postgres://u@h:5/postgres", "atis"), "postgres://u@h:5/atis");
         assert_eq!(super::url_for("postgres://u@h/postgres?sslmode=disable", "atis"), "postgres://u@h/atis?sslmode=disable");
