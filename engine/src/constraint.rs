@@ -487,8 +487,8 @@ impl Frame {
 
 /// One side of a comparison.
 enum Operand {
-    /// A column of a known kind, where its name starts, and its join class if it is a key.
-    Column(ValueKind, usize, Option<usize>),
+    /// A column of a known kind, and where its name starts.
+    Column(ValueKind, usize),
     /// A string literal, and whether it reads as a number.
     Text(bool),
     Number,
@@ -916,7 +916,6 @@ impl Walk<'_> {
         let is_word = |k: usize, names: &[&str]| matches!(&self.lexemes[k].0, Lexeme::Word(w) if !w.quoted && names.contains(&w.name.as_str()));
         let operator_byte = |k: usize| self.lexemes[k].0 == Lexeme::Other && matches!(self.text[self.lexemes[k].1], b'<' | b'>' | b'=' | b'!');
         let operator_start = k;
-        let mut equals = false;
         let like = k < to && is_word(k, &["not", "like", "ilike"]);
         if like {
             while k < to && is_word(k, &["not", "like", "ilike"]) {
@@ -930,18 +929,16 @@ impl Walk<'_> {
             if !matches!(operator, b"=" | b"<>" | b"!=" | b"<" | b">" | b"<=" | b">=") {
                 return None;
             }
-            equals = operator == b"=";
         }
         let (right, end) = self.operand(k, to)?;
         if end != to {
             return None;
         }
         match (left, right) {
-            (Operand::Column(kind, start, _), _) if like => matches!(kind, ValueKind::Number | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
+            (Operand::Column(kind, start), _) if like => matches!(kind, ValueKind::Number | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
             (_, _) if like => None,
-            (Operand::Column(_, _, Some(a)), Operand::Column(_, start, Some(b))) if equals && a != b => Some(start),
-            (Operand::Column(a, _, _), Operand::Column(b, start, _)) => a.clashes_with(b).then_some(start),
-            (Operand::Column(kind, start, _), literal) | (literal, Operand::Column(kind, start, _)) => match literal {
+            (Operand::Column(a, _), Operand::Column(b, start)) => a.clashes_with(b).then_some(start),
+            (Operand::Column(kind, start), literal) | (literal, Operand::Column(kind, start)) => match literal {
                 Operand::Number => matches!(kind, ValueKind::Text | ValueKind::Temporal | ValueKind::Boolean).then_some(start),
                 Operand::Text(number) => (kind == ValueKind::Number && !number).then_some(start),
                 _ => None,
@@ -954,7 +951,7 @@ impl Walk<'_> {
     fn operand(&self, k: usize, to: usize) -> Option<(Operand, usize)> {
         let lexeme = |i: usize| self.lexemes[..to].get(i).map(|(l, _)| l);
         let column = |i: usize| match &self.lexemes[i].0 {
-            Lexeme::Word(word) => self.reference_kind(i).map_or(Operand::Unknown, |kind| Operand::Column(kind, word.start, self.join_class(i))),
+            Lexeme::Word(word) => self.reference_kind(i).map_or(Operand::Unknown, |kind| Operand::Column(kind, word.start)),
             _ => Operand::Unknown,
         };
         match (lexeme(k)?, lexeme(k + 1), lexeme(k + 2)) {
