@@ -9,6 +9,10 @@ use std::collections::HashMap;
 /// Backtracks allowed per reply: each re-generates a few tokens; past this, the constraint only
 /// rejects candidates (it never loops).
 const MAX_BACKTRACKS: usize = 12;
+/// A model that writes the same tokens this many times in a row loops (to the token limit).
+const LOOP_COPIES: usize = 3;
+/// The fewest tokens a loop's copy has: shorter runs are SQL (`)))`, `, ,`), not a loop.
+const LOOP_MIN_TOKENS: usize = 4;
 /// Candidates ranked at once when the most likely token is refused; all of them if none of
 /// these is allowed.
 const RANKED_CANDIDATES: usize = 256;
@@ -154,6 +158,15 @@ impl<'c> Constrained<'c> {
     /// The most likely token that keeps the statement possible.
     pub(crate) fn choose(&mut self, vocabulary: &dyn Vocabulary, ranking: &dyn Ranking, reply: &Reply) -> Step {
         let position = reply.tokens.len();
+        // A greedy model that repeats itself verbatim (`ratio_of_x_ratio_of_x_ratio_of_x`, one
+        // condition in every parenthesis) goes on to the token limit: write the second copy
+        // again, with its first token banned.
+        if self.backtracks < MAX_BACKTRACKS {
+            if let Some(to) = loop_start(&reply.tokens) {
+                self.backtracks += 1;
+                return Step::Backtrack { to, ban: true };
+            }
+        }
         // Stopping is judged as closing the code block there.
         let spelled = |token: u32| match vocabulary.is_stop(token) {
             true => b"\n```".as_slice(),
@@ -218,6 +231,17 @@ impl<'c> Constrained<'c> {
         // the checker and the repair turn deal with it.
         Step::Token(best)
     }
+}
+
+/// When `tokens` end with [`LOOP_COPIES`] copies of the same [`LOOP_MIN_TOKENS`] or more
+/// tokens: where the second copy begins.
+fn loop_start(tokens: &[u32]) -> Option<usize> {
+    let n = tokens.len();
+    (LOOP_MIN_TOKENS..=n / LOOP_COPIES).find_map(|period| {
+        let last = &tokens[n - period..];
+        let repeated = (2..=LOOP_COPIES).all(|copy| &tokens[n - copy * period..n - (copy - 1) * period] == last);
+        repeated.then(|| n - (LOOP_COPIES - 1) * period)
+    })
 }
 
 #[cfg(test)]
@@ -320,6 +344,24 @@ mod tests {
         });
         assert_eq!(sql, "SELECT 1 FROM orders o JOIN customers c ON c.id = o.customer_id\n```");
         assert_eq!(backtracks, 1, "`ID` is banned with `id`");
+    }
+
+    #[test]
+    fn a_model_that_loops_is_made_to_write_something_else_after_one_copy() {
+        let (sql, backtracks) = decode_counting(|text| match text {
+            "" => vec!["SELECT count(*) AS total"],
+            t if t.ends_with("total") => vec!["_of", " FROM products"],
+            t if t.ends_with("_of") => vec!["_all"],
+            t if t.ends_with("_all") => vec!["_the"],
+            t if t.ends_with("_the") => vec!["_total"],
+            t if t.ends_with("products") => vec!["\n```"],
+            _ => vec!["<stop>"],
+        });
+        assert_eq!(sql, "SELECT count(*) AS total_of_all_the_total FROM products\n```");
+        assert_eq!(backtracks, 1);
+        assert_eq!(loop_start(&[1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]), Some(4));
+        assert_eq!(loop_start(&[9, 1, 2, 3, 4, 1, 2, 3, 4]), None, "two copies are no loop");
+        assert_eq!(loop_start(&[7, 7, 7, 7, 7, 7]), None, "nor runs shorter than the fewest tokens");
     }
 
     #[test]
