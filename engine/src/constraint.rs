@@ -414,6 +414,8 @@ struct Frame {
     expect: Expect,
     /// Argument number inside a function's parentheses.
     argument: usize,
+    /// The lexeme where the current argument (or the parenthesised text) begins.
+    argument_from: usize,
     /// FROM has been read in this query (so every alias of it is known).
     seen_from: bool,
     /// The parenthesis opened where a table reference was expected (a sub-query or function in FROM).
@@ -446,6 +448,8 @@ struct ColumnUse {
     /// It stands in its query's GROUP BY or ORDER BY, where an output name of the query may be
     /// used (nowhere else: not in the SELECT list that declares it, nor in WHERE or HAVING).
     output_allowed: bool,
+    /// It is the whole of this argument of this function (`sum(c)`): its kind must fit.
+    argument_of: Option<(String, usize)>,
 }
 
 /// The conditions of one boolean expression, to refuse one written twice: the loop a small model
@@ -470,7 +474,7 @@ impl Conditions {
 
 impl Frame {
     fn new(kind: FrameKind) -> Self {
-        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default(), scope: Vec::new(), columns: Vec::new() }
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, argument_from: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default(), scope: Vec::new(), columns: Vec::new() }
     }
 
     fn function(&self) -> Option<&str> {
@@ -504,6 +508,8 @@ struct PendingUse {
     start: usize,
     /// The column must hold dates or times (it is what EXTRACT reads).
     temporal: bool,
+    /// It is the whole of this argument of this function (`sum(x.c)`): its kind must fit.
+    argument_of: Option<(String, usize)>,
 }
 
 struct Walk<'a> {
@@ -676,7 +682,11 @@ impl Walk<'_> {
             (Some(Lexeme::Dot), Some(Lexeme::Word(_))) => last.checked_sub(2),
             _ => Some(last),
         };
-        let equals = operand_start(index)?.checked_sub(1)?;
+        let mut equals = operand_start(index)?.checked_sub(1)?;
+        // `a = (b)` is the same join (and how a model refused `b` wrote it again).
+        while self.lexemes[equals].0 == Lexeme::Open {
+            equals = equals.checked_sub(1)?;
+        }
         let at = self.lexemes[equals].1;
         let lone_equals = self.lexemes[equals].0 == Lexeme::Other
             && self.text[at] == b'='
@@ -964,6 +974,42 @@ impl Walk<'_> {
         }
     }
 
+    /// When the function argument that ends at lexeme `to` is a column alone (after DISTINCT, if
+    /// any) of a kind the function has no form for (`sum(name)`, `lower(id)`, `to_char(name,
+    /// ...)`: PostgreSQL casts no argument implicitly to fit): where the column's name starts, so
+    /// that the model chooses another column there.
+    /// `x.c` written before FROM binds `x` (a SELECT list) is checked when it does.
+    fn argument_of_wrong_kind(&mut self, to: usize) -> Option<usize> {
+        let frame = self.frames.last()?;
+        let (function, argument) = (frame.function()?.to_owned(), frame.argument);
+        let mut from = frame.argument_from;
+        if matches!(self.lexemes.get(from), Some((Lexeme::Word(w), _)) if !w.quoted && w.name == "distinct") {
+            from += 1;
+        }
+        if let (Some(Lexeme::Word(qualifier)), Some(Lexeme::Dot), true) = (self.lexemes.get(from).map(|l| &l.0), self.lexemes.get(from + 1).map(|l| &l.0), to == from + 3) {
+            if self.resolve(qualifier).is_none() {
+                let start = qualifier.start;
+                if let Some(pending) = self.pending.iter_mut().rev().find(|p| p.start == start) {
+                    pending.argument_of = Some((function, argument));
+                }
+                return None;
+            }
+        }
+        match self.operand(from, to)? {
+            (Operand::Column(kind, start), end) if end == to && kind.refused_by(&function, argument) => Some(start),
+            // An unqualified column whose table is not known yet (a SELECT list before its FROM):
+            // checked with the query's other columns when it ends.
+            (Operand::Unknown, end) if end == to && from + 1 == to => {
+                let start = self.lexemes[from].1;
+                if let Some(column) = self.query_frame().columns.iter_mut().rev().find(|c| c.start == start) {
+                    column.argument_of = Some((function, argument));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
     /// For the type word at lexeme `k`, the kind of the column it casts when that is a column
     /// alone: `c::type`, `x.c::type`, `CAST(c AS type)`, `CAST(x.c AS type)`.
     fn cast_source(&self, k: usize) -> Option<ValueKind> {
@@ -1113,7 +1159,7 @@ impl Walk<'_> {
             // the qualifier (it may be a sub-query's output column).
             None => {
                 if word.complete {
-                    self.pending.push(PendingUse { alias: qualifier.name.clone(), column: word.name.clone(), start: qualifier.start, temporal: temporal_needed });
+                    self.pending.push(PendingUse { alias: qualifier.name.clone(), column: word.name.clone(), start: qualifier.start, temporal: temporal_needed, argument_of: None });
                 }
                 Verdict::Viable
             }
@@ -1198,7 +1244,12 @@ impl Walk<'_> {
         let conflict = self
             .pending
             .iter()
-            .filter(|p| p.alias == alias && !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column))))
+            .filter(|p| {
+                let refused = p.argument_of.as_ref().is_some_and(|(function, argument)| {
+                    self.constraint.column_value_kind(relation, &p.column).is_some_and(|kind| kind.refused_by(function, *argument))
+                });
+                p.alias == alias && (refused || !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column))))
+            })
             .map(|p| p.start)
             .min();
         match conflict {
@@ -1342,8 +1393,12 @@ impl Walk<'_> {
         }
         let known = !word.quoted && [FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name));
         // A table or alias alone before another word (`t1 year` for `t1.year`) is never meant:
-        // it is how a model refused every column of `t1` would slip past the check.
-        if matches!(next, Some(Lexeme::Word(_))) && self.bindings.contains_key(&word.name) && !known && !self.constraint.columns.contains_key(&word.name) && !self.outputs.contains(&word.name) {
+        // it is how a model refused every column of `t1` would slip past the check. So is a table
+        // the query does not read before a name (`= semester course_id`); before a keyword it
+        // may be a whole row whose FROM is still to come (`SELECT t FROM t`).
+        let before_name = matches!(next, Some(Lexeme::Word(w)) if w.complete && (w.quoted || !sql_names::contains(KEYWORDS, &w.name)));
+        let alone = self.bindings.contains_key(&word.name) || (before_name && self.constraint.relation_named(word).is_some());
+        if matches!(next, Some(Lexeme::Word(_))) && alone && !known && !self.constraint.columns.contains_key(&word.name) && !self.outputs.contains(&word.name) {
             return dead;
         }
         let ok = known
@@ -1370,7 +1425,7 @@ impl Walk<'_> {
         let frame = self.frames.last().expect("a frame");
         // clause_rank: 4 is GROUP BY, 7 ORDER BY.
         let output_allowed = frame.is_query() && matches!(frame.rank, 4 | 7);
-        self.query_frame().columns.push(ColumnUse { name: word.name.clone(), start: word.start, output_allowed });
+        self.query_frame().columns.push(ColumnUse { name: word.name.clone(), start: word.start, output_allowed, argument_of: None });
     }
 
     /// The columns used in the query of `frame` that no relation of its scope has. When the scope
@@ -1384,6 +1439,13 @@ impl Walk<'_> {
             .columns
             .iter()
             .filter(|c| {
+                let refused = c.argument_of.as_ref().is_some_and(|(function, argument)| {
+                    let mut kinds = tables.iter().filter_map(|&t| self.constraint.column_value_kind(t, &c.name));
+                    kinds.next().is_some_and(|kind| kind.refused_by(function, *argument) && kinds.all(|k| k == kind))
+                });
+                if refused {
+                    return true;
+                }
                 let resolved = tables.iter().any(|&t| self.constraint.has_column(t, &c.name))
                     || self.bindings.contains_key(&c.name) // a whole row
                     || (c.output_allowed && self.outputs.contains(&c.name));
@@ -1430,6 +1492,7 @@ impl Walk<'_> {
             frame.function_start = index.checked_sub(1).map(|i| self.lexemes[i].1);
         }
         frame.conditions = Conditions::starting_at(self.lexemes[index].1 + 1);
+        frame.argument_from = index + 1;
         // Inside a query's parentheses, its aliases are still in scope for the qualifier rule.
         frame.seen_from = parent.seen_from;
         self.frames.push(frame);
@@ -1447,6 +1510,9 @@ impl Walk<'_> {
             }
         }
         if let Some(start) = self.mismatched_comparison(frame.conditions.from, index) {
+            return Verdict::Dead { word_start: Some(start) };
+        }
+        if let Some(start) = self.argument_of_wrong_kind(index) {
             return Verdict::Dead { word_start: Some(start) };
         }
         let closed = self.frames.pop().expect("more than one frame");
@@ -1473,8 +1539,12 @@ impl Walk<'_> {
     }
 
     fn comma(&mut self, index: usize) -> Verdict {
+        if let Some(start) = self.argument_of_wrong_kind(index) {
+            return Verdict::Dead { word_start: Some(start) };
+        }
         let frame = self.frame();
         frame.argument += 1;
+        frame.argument_from = index + 1;
         if matches!(&frame.kind, FrameKind::Function(name) if (name == "date_trunc" || name == "date_part") && frame.argument == 1) {
             frame.temporal_source = Some(index + 1);
         }
@@ -1650,6 +1720,8 @@ mod tests {
         // Refused as soon as the second key is written, whatever follows it.
         let early = "SELECT 1 FROM orders o JOIN customers c ON o.id = c.id GROUPS";
         assert_eq!(dead_at(early), early.rfind("id G"));
+        let parenthesised = "SELECT 1 FROM orders o JOIN customers c ON o.id = ((c.id)";
+        assert_eq!(dead_at(parenthesised), parenthesised.rfind("id"));
         let upper = "SELECT 1 FROM orders o JOIN customers c ON o.ID = c.ID/";
         assert_eq!(dead_at(upper), upper.rfind("ID/"));
         assert_eq!(verdict("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id "), Verdict::Viable);
@@ -1687,6 +1759,22 @@ mod tests {
         }
         assert_eq!(dead_at("SELECT EXTRACT(YEARS FROM ordered_at) FROM orders"), Some(15));
         assert_eq!(dead_at("SELECT sum(count(*)) FROM orders"), Some(11));
+        // A function has no form for a column of this kind: the column is chosen again.
+        let sum = "SELECT c.country FROM customers c GROUP BY 1 HAVING SUM(c.name) > 1";
+        assert_eq!(dead_at(sum), sum.find("name"));
+        // Written before FROM binds its alias: a conflict once it does.
+        match verdict("SELECT c.country, SUM(c.name) FROM customers c ") {
+            Verdict::Conflict { alias, use_start, .. } => assert_eq!((alias.as_str(), use_start), ("c", 22)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let distinct = "SELECT avg(DISTINCT status) FROM orders\n```";
+        assert_eq!(dead_at(distinct), distinct.find("status"));
+        assert_eq!(verdict("SELECT avg(DISTINCT status) FROM orders "), Verdict::Viable, "known to be wrong when the query ends");
+        let lower = "SELECT 1 FROM orders o WHERE lower(o.id) = 'x'";
+        assert_eq!(dead_at(lower), lower.find("id)"));
+        let to_char = "SELECT to_char(status, 'YYYY') FROM orders\n```";
+        assert_eq!(dead_at(to_char), to_char.find("status"));
+        assert_accepted("SELECT SUM(oi.quantity), avg(DISTINCT unit_price), lower(p.name), to_char(o.ordered_at, 'YYYY'), round(SUM(oi.unit_price), 2), split_part(p.name, ' ', 1), count(p.name) FROM orders o, order_items oi, products p GROUP BY 1\n```");
         assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
     }
 
@@ -1713,6 +1801,10 @@ mod tests {
         // What a model refused every column of `p` wrote instead: `p name`, `p. name`, `p./**/name`.
         let text = "SELECT name FROM products p ORDER BY p name";
         assert_eq!(dead_at(text), Some(text.rfind("p name").unwrap()));
+        // A table the query does not read, before a name; before a keyword it may be a whole row.
+        let unread = "SELECT 1 FROM orders o JOIN order_items oi ON oi.order_id = customers id ";
+        assert_eq!(dead_at(unread), unread.find("customers"));
+        assert_accepted("SELECT customers FROM customers\n```");
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p. name"), Verdict::Dead { word_start: None });
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p./*x*/name"), Verdict::Dead { word_start: None });
         assert_eq!(verdict("SELECT name FROM products p ORDER BY p. "), Verdict::Dead { word_start: None });

@@ -43,6 +43,23 @@ impl ValueKind {
         self != other && self != Self::Other && other != Self::Other
     }
 
+    /// Whether argument `argument` (from 0) of function `function` can be of no value of this kind:
+    /// PostgreSQL has no `sum(text)`, `avg(boolean)`, `lower(bigint)`, `length(date)`,
+    /// `round(text)` nor `to_char(text, ...)`, and casts no argument implicitly to make one fit.
+    /// Functions not listed are never judged.
+    pub(crate) fn refused_by(self, function: &str, argument: usize) -> bool {
+        use ValueKind::{Boolean, Number, Temporal, Text};
+        match (function, argument) {
+            ("sum" | "avg" | "stddev" | "stddev_pop" | "stddev_samp" | "variance" | "var_pop" | "var_samp", 0) => matches!(self, Text | Boolean),
+            ("round" | "floor" | "ceil" | "ceiling" | "trunc" | "sqrt" | "ln" | "log" | "exp" | "power" | "mod", _) => matches!(self, Text | Boolean | Temporal),
+            ("lower" | "upper" | "initcap" | "btrim" | "ltrim" | "rtrim" | "length" | "char_length" | "character_length" | "substr" | "split_part" | "replace" | "left" | "right" | "strpos" | "starts_with", 0) => {
+                matches!(self, Number | Temporal | Boolean)
+            }
+            ("to_char", 0) => matches!(self, Text | Boolean),
+            _ => false,
+        }
+    }
+
     /// Whether a cast of a value of this kind to `target` is an error (a number is no date,
     /// a date no number; text casts to anything).
     pub(crate) fn cannot_cast_to(self, target: Self) -> bool {
@@ -75,6 +92,9 @@ mod tests {
         assert!(!ValueKind::Other.clashes_with(ValueKind::Number));
         assert!(ValueKind::Number.cannot_cast_to(ValueKind::Temporal));
         assert!(!ValueKind::Text.cannot_cast_to(ValueKind::Temporal));
+        assert!(ValueKind::Text.refused_by("sum", 0) && ValueKind::Number.refused_by("lower", 0) && ValueKind::Text.refused_by("to_char", 0));
+        assert!(!ValueKind::Number.refused_by("sum", 0) && !ValueKind::Text.refused_by("lower", 0) && !ValueKind::Temporal.refused_by("to_char", 0));
+        assert!(!ValueKind::Number.refused_by("split_part", 2) && !ValueKind::Text.refused_by("count", 0) && !ValueKind::Other.refused_by("sum", 0));
         assert!(reads_as_number(" 12 ") && reads_as_number("-1.5e3"));
         assert!(!reads_as_number("Machine Learning") && !reads_as_number("") && !reads_as_number("inf"));
     }
