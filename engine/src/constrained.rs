@@ -140,11 +140,15 @@ pub(crate) struct Constrained<'c> {
     /// Aliases known to be bound to tables (found later in the statement, then backtracked).
     hypotheses: HashMap<String, usize>,
     backtracks: usize,
+    /// No token kept the statement possible and no backtrack was left: no continuation can be
+    /// possible either, so the rest is the model's own, unchecked (a check of all 151,936
+    /// candidates per token took seconds, for nothing).
+    dead_end: bool,
 }
 
 impl<'c> Constrained<'c> {
     pub(crate) fn new(constraint: &'c SchemaConstraint) -> Self {
-        Self { constraint, bans: HashMap::new(), hypotheses: HashMap::new(), backtracks: 0 }
+        Self { constraint, bans: HashMap::new(), hypotheses: HashMap::new(), backtracks: 0, dead_end: false }
     }
 
     /// Goes back to generated token `to`, forbidding the token there when `ban` is set.
@@ -158,6 +162,9 @@ impl<'c> Constrained<'c> {
     /// The most likely token that keeps the statement possible.
     pub(crate) fn choose(&mut self, vocabulary: &dyn Vocabulary, ranking: &dyn Ranking, reply: &Reply) -> Step {
         let position = reply.tokens.len();
+        if self.dead_end {
+            return Step::Token(ranking.best(1).first().copied().unwrap_or(0));
+        }
         // A greedy model that repeats itself verbatim (`ratio_of_x_ratio_of_x_ratio_of_x`, one
         // condition in every parenthesis) goes on to the token limit: write the second copy
         // again, with its first token banned.
@@ -229,6 +236,7 @@ impl<'c> Constrained<'c> {
         }
         // Out of backtracks (the schema cannot answer this): let the model write what it wants;
         // the checker and the repair turn deal with it.
+        self.dead_end = self.backtracks >= MAX_BACKTRACKS;
         Step::Token(best)
     }
 }
@@ -362,6 +370,49 @@ mod tests {
         assert_eq!(loop_start(&[1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]), Some(4));
         assert_eq!(loop_start(&[9, 1, 2, 3, 4, 1, 2, 3, 4]), None, "two copies are no loop");
         assert_eq!(loop_start(&[7, 7, 7, 7, 7, 7]), None, "nor runs shorter than the fewest tokens");
+    }
+
+    /// Candidates already ranked, counting how often all of them are asked for.
+    struct Counted<'r>(Ranked, &'r std::cell::Cell<usize>);
+
+    impl Ranking for Counted<'_> {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+
+        fn best(&self, count: usize) -> Vec<u32> {
+            if count == self.0.len() && count > 1 {
+                self.1.set(self.1.get() + 1);
+            }
+            self.0.best(count)
+        }
+    }
+
+    #[test]
+    fn after_a_dead_end_with_no_backtrack_left_no_candidate_is_checked_again() {
+        let constraint = SchemaConstraint::new(&Schema::from_ddl(include_str!("../examples/sales.sql")).unwrap());
+        let mut decoder = Constrained::new(&constraint);
+        let (mut words, mut reply) = (Words::default(), Reply::default());
+        let full_scans = std::cell::Cell::new(0);
+        // A model that only ever wants columns products does not have.
+        let prefers = |text: &str| match text {
+            "" => vec!["SELECT count(*) FROM products WHERE"],
+            _ => vec![" colour", " size", " weight"],
+        };
+        let mut scans_at_the_dead_end = None;
+        for _ in 0..80 {
+            let ranked = Counted(Ranked(prefers(reply.shown()).into_iter().map(|w| words.id(w)).collect()), &full_scans);
+            match decoder.choose(&words, &ranked, &reply) {
+                Step::Token(token) | Step::Last(token) => reply.push(&words, token),
+                Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
+            }
+            if decoder.dead_end && scans_at_the_dead_end.is_none() {
+                scans_at_the_dead_end = Some(full_scans.get());
+            }
+        }
+        assert_eq!(decoder.backtracks, MAX_BACKTRACKS);
+        assert_eq!(scans_at_the_dead_end, Some(full_scans.get()), "no scan after the dead end");
+        assert!(reply.shown().ends_with("colour colour colour"), "the model's own words after it: {}", reply.shown());
     }
 
     #[test]
