@@ -126,6 +126,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The median seconds of `repeats` forward passes over `tokens` new tokens after a context of
+    /// `context` (logits for each of them). A decoding step for a batch of k requests puts k rows
+    /// through the same weights, so this says whether batching pays on this device: engine-bench
+    /// prints it for k = 1, 2, 4, 8. (The batch's attention reads k contexts instead of one; at a
+    /// few hundred tokens that is small beside the weights.)
+    pub fn pass_seconds(&self, context: &[u32], tokens: usize, repeats: usize) -> Result<f64> {
+        let config = self.model.qwen2.config();
+        let mut kv = qwen2::KvCache::new(config);
+        for chunk in context.chunks(256) {
+            self.model.qwen2.forward(chunk, &mut kv)?;
+        }
+        let fed: Vec<u32> = context.iter().copied().cycle().take(tokens).collect();
+        let mut seconds = Vec::with_capacity(repeats);
+        for _ in 0..repeats.max(1) {
+            kv.truncate(context.len())?;
+            let started = Instant::now();
+            self.model.qwen2.forward_each(&fed, &mut kv)?;
+            seconds.push(started.elapsed().as_secs_f64());
+        }
+        seconds.sort_by(f64::total_cmp);
+        Ok(seconds[seconds.len() / 2])
+    }
+
     pub fn clear_prefix_cache(&mut self) {
         self.cache.clear();
     }

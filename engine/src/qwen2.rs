@@ -241,6 +241,21 @@ impl Qwen2 {
     /// and a cancel must not wait for all of it. `None` when stopped; `cache` then holds a part
     /// of the chunk in some layers and must be dropped.
     pub(crate) fn forward_unless(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
+        let Some(hidden) = self.hidden_states(tokens, cache, stop)? else { return Ok(None) };
+        let last = hidden.i((.., tokens.len() - 1, ..))?; // (1, embedding_length)
+        Ok(Some(self.lm_head.forward(&last)?.squeeze(0)?))
+    }
+
+    /// Feeds `tokens` after the positions already in `cache` and returns the logits after each of
+    /// them: shape (tokens, vocab): the work of one decoding step for a batch of that many
+    /// requests, as far as the weights are concerned (see [`crate::Engine::pass_seconds`]).
+    pub(crate) fn forward_each(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let hidden = self.hidden_states(tokens, cache, &mut || false)?.expect("never stopped");
+        self.lm_head.forward(&hidden.squeeze(0)?)
+    }
+
+    /// The final (normalised) hidden state of each token fed: (1, seq, embedding_length).
+    fn hidden_states(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
         let start = cache.len;
         let seq = tokens.len();
         let device = self.embedding.embeddings().device();
@@ -259,8 +274,7 @@ impl Qwen2 {
             hidden = (&hidden + block.mlp.forward(&block.mlp_norm.forward(&hidden)?)?)?;
         }
         cache.len = start + seq;
-        let last = self.norm.forward(&hidden)?.i((.., seq - 1, ..))?; // (1, embedding_length)
-        Ok(Some(self.lm_head.forward(&last)?.squeeze(0)?))
+        Ok(Some(self.norm.forward(&hidden)?))
     }
 
     fn attend(
