@@ -5,7 +5,9 @@
 //! For each of ten fixed questions on a sales schema: time to first token with an empty prefix
 //! cache (cold), time to first token when the schema is already cached (after another question),
 //! and the whole reply twice with the schema cached: without and with the schema constraint, for
-//! decode speed with and without the mask. Also model load time and peak resident memory.
+//! decode speed with and without the mask. Then what one forward pass over k tokens costs against
+//! a pass over one (k = 2, 4, 8): whether decoding k requests together would pay on this device.
+//! Also model load time and peak resident memory.
 
 use nl2sql_engine::paths::default_model_path;
 use nl2sql_engine::settings::MAX_NEW_TOKENS;
@@ -104,6 +106,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("median decode speed: {decode:.1} tokens/s without the schema constraint, {masked:.1} with it ({:+.1}%)", (masked / decode - 1.0) * 100.0);
     let (cold, warm) = (median(cold_ttft), median(warm_ttft));
     println!("median time to first token: cold {cold:.2} s, schema cached {warm:.2} s ({:.1}x faster)", cold / warm);
+    // Whether batching requests would pay here: one pass over k tokens against one over a single
+    // token, after the first question's prompt.
+    let question = Question::parse(QUESTIONS[0])?;
+    let context = engine.prompt_tokens(&SqlRequest::new(&schema, &question).prompt(None))?;
+    let single = engine.pass_seconds(&context, 1, 7)?;
+    print!("one pass over k tokens after {} tokens of context (median of 7):", context.len());
+    for k in [1, 2, 4, 8] {
+        let seconds = if k == 1 { single } else { engine.pass_seconds(&context, k, 7)? };
+        print!(" k={k}: {:.0} ms ({:.2}x, {:.1}x the tokens per second)", seconds * 1000.0, seconds / single, k as f64 * single / seconds);
+    }
+    println!();
     println!("peak RSS: {:.0} MiB", peak_rss_mib());
     Ok(())
 }
