@@ -1,4 +1,5 @@
-//! Latency of nl2sql() on the demo questions, and the memory of the backend that runs the model;
+//! Latency of nl2sql() on the demo questions, then of explain_rows() on those whose answer is one
+//! row, and the memory of the backend that runs the model;
 //! or, with --sessions, throughput: questions per minute with N sessions asking at once, and the
 //! memory they and the model worker use; or, with --soak-minutes, errors and the worker's memory
 //! under sessions that ask without pause; or, with
@@ -376,6 +377,20 @@ fn main() -> Result<(), Error> {
     }
     let latency = Percentiles::of(warm);
     println!("\nnl2sql() latency over {} warm calls: p50 {:.1} s, p95 {:.1} s", latency.count, latency.p50, latency.p95);
+    // The answer in words: explain_rows() on each question's own result, where it is one row.
+    let mut explained = Vec::new();
+    for question in QUESTIONS {
+        let result = client.query_one("SELECT jsonb_agg(r)::text, count(*) FROM nl2sql($1) r", &[&question])?;
+        let (rows, count): (Option<String>, i64) = (result.get(0), result.get(1));
+        let Some(rows) = rows.filter(|_| count == 1) else { continue };
+        let started = Instant::now();
+        let answer: Option<String> = client.query_one("SELECT explain_rows($1, $2::text::jsonb)", &[&question, &rows])?.get(0);
+        let seconds = started.elapsed().as_secs_f64();
+        println!("explain_rows {seconds:6.1} s  {question} -> {}", answer.unwrap_or_default());
+        explained.push(seconds);
+    }
+    let explain = Percentiles::of(explained);
+    println!("explain_rows() latency over {} one-row answers: p50 {:.1} s, p95 {:.1} s", explain.count, explain.p50, explain.p95);
     match (proc_mib(pid, "status", "VmRSS:"), proc_mib(pid, "status", "VmHWM:")) {
         (Some(rss), Some(peak)) => println!("backend {pid}: RSS {rss:.0} MiB, peak {peak:.0} MiB"),
         _ => println!("backend {pid}: memory not readable (run on the database host, as root or the server user)"),
