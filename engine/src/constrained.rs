@@ -7,7 +7,7 @@ use crate::constraint::{is_word_byte, SchemaConstraint, Verdict};
 use std::collections::HashMap;
 
 /// Backtracks allowed per reply: each re-generates a few tokens; past this, the constraint only
-/// rejects candidates (it never loops).
+/// rejects candidates (it never loops), until none is allowed (see `Constrained::dead_end`).
 const MAX_BACKTRACKS: usize = 12;
 /// A model that writes the same tokens this many times in a row loops (to the token limit).
 const LOOP_COPIES: usize = 3;

@@ -977,8 +977,8 @@ impl Walk<'_> {
     /// When the function argument that ends at lexeme `to` is a column alone (after DISTINCT, if
     /// any) of a kind the function has no form for (`sum(name)`, `lower(id)`, `to_char(name,
     /// ...)`: PostgreSQL casts no argument implicitly to fit): where the column's name starts, so
-    /// that the model chooses another column there.
-    /// `x.c` written before FROM binds `x` (a SELECT list) is checked when it does.
+    /// that the model chooses another column there. One whose table is not known yet (a SELECT
+    /// list before its FROM) is checked when FROM binds its qualifier, or when its query ends.
     fn argument_of_wrong_kind(&mut self, to: usize) -> Option<usize> {
         let frame = self.frames.last()?;
         let (function, argument) = (frame.function()?.to_owned(), frame.argument);
