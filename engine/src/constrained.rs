@@ -162,9 +162,6 @@ impl<'c> Constrained<'c> {
     /// The most likely token that keeps the statement possible.
     pub(crate) fn choose(&mut self, vocabulary: &dyn Vocabulary, ranking: &dyn Ranking, reply: &Reply) -> Step {
         let position = reply.tokens.len();
-        if self.dead_end {
-            return Step::Token(ranking.best(1).first().copied().unwrap_or(0));
-        }
         // A greedy model that repeats itself verbatim (`ratio_of_x_ratio_of_x_ratio_of_x`, one
         // condition in every parenthesis) goes on to the token limit: write the second copy
         // again, with its first token banned.
@@ -183,6 +180,9 @@ impl<'c> Constrained<'c> {
         // a model refused `oid` writes `OID`, then `Oid`, until the backtracks run out.
         let banned: Vec<&[u8]> = self.bans.get(&position).into_iter().flatten().map(|&t| spelled(t)).collect();
         let Some(&best) = ranking.best(1).first() else { return Step::Token(0) };
+        if self.dead_end {
+            return Step::Token(best);
+        }
         let mut first_allowed = true;
         let mut candidate_text = reply.text.clone();
         let mut tried = 0;

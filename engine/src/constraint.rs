@@ -1244,11 +1244,12 @@ impl Walk<'_> {
         let conflict = self
             .pending
             .iter()
+            .filter(|p| p.alias == alias)
             .filter(|p| {
                 let refused = p.argument_of.as_ref().is_some_and(|(function, argument)| {
                     self.constraint.column_value_kind(relation, &p.column).is_some_and(|kind| kind.refused_by(function, *argument))
                 });
-                p.alias == alias && (refused || !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column))))
+                refused || !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column)))
             })
             .map(|p| p.start)
             .min();

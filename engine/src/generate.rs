@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Prompt tokens are fed in chunks: attention scores for a chunk take chunk x context floats per
 /// head.
-const PREFILL_CHUNK: usize = 256;
+pub(crate) const PREFILL_CHUNK: usize = 256;
 
 /// Watches a generation: asked between forward passes whether to go on (this is how
 /// statement_timeout and query cancel reach the decoding loop; PostgreSQL's interrupt check may

@@ -134,7 +134,7 @@ impl Engine {
     pub fn pass_seconds(&self, context: &[u32], tokens: usize, repeats: usize) -> Result<f64> {
         let config = self.model.qwen2.config();
         let mut kv = qwen2::KvCache::new(config);
-        for chunk in context.chunks(256) {
+        for chunk in context.chunks(generate::PREFILL_CHUNK) {
             self.model.qwen2.forward(chunk, &mut kv)?;
         }
         let fed: Vec<u32> = context.iter().copied().cycle().take(tokens).collect();
@@ -145,8 +145,7 @@ impl Engine {
             self.model.qwen2.forward_each(&fed, &mut kv)?;
             seconds.push(started.elapsed().as_secs_f64());
         }
-        seconds.sort_by(f64::total_cmp);
-        Ok(seconds[seconds.len() / 2])
+        Ok(worker::Percentiles::of(seconds).p50)
     }
 
     pub fn clear_prefix_cache(&mut self) {
