@@ -353,7 +353,19 @@ impl WorkerClient {
     /// Sends `request` and reads events until the last one, which it returns; replies go to the
     /// observer, which is asked between events (at least every [`CALLER_POLL`]) whether to go on.
     /// Giving up drops the connection: that is how the worker learns to stop.
+    ///
+    /// A worker that goes away is asked about once more before it is reported: a server shutdown
+    /// or a cancel stops the worker and this caller together, and the worker's closed socket can
+    /// be read before the caller's own stop is processed. The caller's stop (PostgreSQL's 57P01,
+    /// or a cancel) is the true cause, so it wins over "worker unavailable".
     fn ask(&self, request: &Request, observer: &mut dyn Observer) -> Result<Event> {
+        match self.exchange(request, observer) {
+            Err(Error::WorkerUnavailable { .. }) if observer.checkpoint().is_break() => Err(Error::Cancelled),
+            answer => answer,
+        }
+    }
+
+    fn exchange(&self, request: &Request, observer: &mut dyn Observer) -> Result<Event> {
         let mut stream = self.connect(observer)?;
         let mut line = serde_json::to_vec(request).map_err(|e| self.unavailable(e))?;
         line.push(b'\n');

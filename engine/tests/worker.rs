@@ -114,6 +114,44 @@ fn no_worker_listening_is_a_clear_error() {
     assert!(started.elapsed() >= Duration::from_secs(2), "it waited for a worker that may be starting");
 }
 
+/// A fake worker that reads one request, runs `before_hanging_up`, and closes the connection
+/// without answering, as a worker stopped by a server shutdown does; its socket path.
+fn worker_that_hangs_up(before_hanging_up: impl FnOnce() + Send + 'static) -> PathBuf {
+    let socket = std::env::temp_dir().join(format!("nl2sql-hang-up-{}-{}.sock", std::process::id(), fastrand::u64(..)));
+    let listener = UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut request = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut request).unwrap();
+        before_hanging_up();
+        drop(stream);
+    });
+    socket
+}
+
+/// A caller stopped by the same event that stopped the worker (a fast shutdown signals both) is
+/// told of its own stop, not of a worker that went away; a caller not stopped is told the worker
+/// went away.
+#[test]
+fn a_worker_gone_because_the_caller_was_stopped_too_reports_the_stop() {
+    struct StoppedBy(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Observer for StoppedBy {
+        fn checkpoint(&mut self) -> ControlFlow<()> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signal = stop.clone();
+    let socket = worker_that_hangs_up(move || signal.store(true, std::sync::atomic::Ordering::SeqCst));
+    let (prompt, constraint) = pizza_prompt("How many orders were placed in July?");
+    let result = client(&socket, &default_model_path(), false).complete(&prompt, Some(&constraint), &mut StoppedBy(stop));
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+
+    let socket = worker_that_hangs_up(|| ());
+    let result = client(&socket, &default_model_path(), false).complete(&prompt, Some(&constraint), &mut Quiet);
+    assert!(matches!(result, Err(Error::WorkerUnavailable { .. })), "{result:?}");
+}
+
 #[test]
 fn the_statement_cache_gives_the_same_sql_without_generating_it_and_only_when_asked() {
     let (prompt, constraint) = pizza_prompt("How many pizzas were sold in March?");
