@@ -7,9 +7,11 @@ use crate::prefix_cache::PrefixCache;
 use crate::prompt::ChatPrompt;
 use crate::constraint::SchemaConstraint;
 use crate::constrained::{Constrained, Ranking, Reply, Step};
-use crate::qwen2::argmax;
+use crate::qwen2::{argmax, KvCache, Qwen2};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Prompt tokens are fed in chunks: attention scores for a chunk take chunk x context floats per
@@ -34,6 +36,13 @@ pub trait Observer {
 pub struct Quiet;
 
 impl Observer for Quiet {}
+
+/// What a mutex guards, even if a thread panicked while it held it: the caches and counters the
+/// engine and the worker share stay usable (at worst one entry is stale), and one failed request
+/// must not fail every later one.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 fn checkpoint(observer: &mut dyn Observer) -> Result<()> {
     match observer.checkpoint() {
@@ -110,9 +119,32 @@ impl Ranking for Logits {
     }
 }
 
+/// Where a generation's forward passes run: on the model, one sequence at a time, or in a pass
+/// shared with the other generations in flight ([`crate::batch`]).
+pub(crate) trait Passes {
+    /// Feeds `tokens` after the positions in `kv` and returns the logits after the last one, or
+    /// `None` when `stop` said so before the end (`kv` must then be dropped).
+    fn forward(&self, tokens: &[u32], kv: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>>;
+}
+
+impl Passes for Qwen2 {
+    fn forward(&self, tokens: &[u32], kv: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
+        Ok(self.forward_unless(tokens, kv, stop)?)
+    }
+}
+
+/// One token through `passes`, never stopped midway (a decoding step takes a few tens of ms).
+fn feed_one(passes: &dyn Passes, token: u32, kv: &mut KvCache) -> Result<Tensor> {
+    Ok(passes.forward(&[token], kv, &mut || false)?.expect("never stopped"))
+}
+
+/// Writes the reply to `prompt`, with the model's forward passes run by `passes`; the prompt's
+/// shared prefix comes from `cache`, and the whole sequence goes back into it at the end (the
+/// lock is held only for those two moments, so generations in flight share it).
 pub(crate) fn complete(
     model: &Model,
-    cache: &mut PrefixCache,
+    passes: &dyn Passes,
+    cache: &Mutex<PrefixCache>,
     prompt: &ChatPrompt,
     max_new_tokens: usize,
     constraint: Option<&SchemaConstraint>,
@@ -129,11 +161,11 @@ pub(crate) fn complete(
     }
 
     let started = Instant::now();
-    let (mut kv, cached_tokens) = cache.lookup(&prompt_ids, config)?;
+    let (mut kv, cached_tokens) = lock(cache).lookup(&prompt_ids, config)?;
     let mut logits = None;
     for chunk in prompt_ids[cached_tokens..].chunks(PREFILL_CHUNK) {
         // A chunk takes up to ~2 s here: the caller may cancel between its layers too.
-        let computed = model.qwen2.forward_unless(chunk, &mut kv, &mut || observer.checkpoint().is_break())?;
+        let computed = passes.forward(chunk, &mut kv, &mut || observer.checkpoint().is_break())?;
         logits = Some(computed.ok_or(Error::Cancelled)?);
     }
     let mut logits = logits.expect("at least one prompt token is always computed");
@@ -162,7 +194,7 @@ pub(crate) fn complete(
                 let last_fed = fed.pop().expect("the prompt is never empty");
                 kv.truncate(fed.len())?;
                 checkpoint(observer)?;
-                logits = model.qwen2.forward(&[last_fed], &mut kv)?;
+                logits = feed_one(passes, last_fed, &mut kv)?;
                 fed.push(last_fed);
                 decode_steps += 1;
                 observer.reply(reply.shown());
@@ -181,7 +213,7 @@ pub(crate) fn complete(
             break Finish::Length;
         }
         checkpoint(observer)?;
-        logits = model.qwen2.forward(&[token], &mut kv)?;
+        logits = feed_one(passes, token, &mut kv)?;
         fed.push(token);
         decode_steps += 1;
     };
@@ -197,6 +229,6 @@ pub(crate) fn complete(
         timings: Timings { prefill, decode },
         from_cache: false,
     };
-    cache.store(fed, kv);
+    lock(cache).store(fed, kv);
     Ok(completion)
 }

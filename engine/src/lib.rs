@@ -15,13 +15,15 @@
 //! - [`remote`] sends the same prompts to an OpenAI-compatible inference server instead
 //! - `extract` finds the SQL in the model's reply
 //! - [`memory`] checks there is room for a model before loading it (running out halfway aborts)
-//! - [`worker`] serves one loaded model to many processes over a Unix socket, and asks it
+//! - [`worker`] serves one loaded model to many processes over a Unix socket, and asks it;
+//!   `batch` runs the forward passes of the requests it has in flight together
 //! - [`settings`] holds threads, token limit and device, with their bounds; [`paths`] the cache
 
 #![warn(unreachable_pub, dead_code)]
 
 pub mod conversation;
 mod constrained;
+mod batch;
 mod constraint;
 mod ddl;
 pub mod embedding;
@@ -61,20 +63,23 @@ pub use tokens::ChatTokenizer;
 use model::Model;
 use prefix_cache::PrefixCache;
 use statement_cache::StatementCache;
+use generate::Passes;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Sequences kept for reuse: SQL prompts of a couple of databases plus narration prompts.
 const PREFIX_CACHE_ENTRIES: usize = 4;
 
-/// A loaded model with its prefix cache. Not `Sync`: one generation at a time.
+/// A loaded model with its prefix and statement caches. Generations in flight may share one
+/// (the model worker's batches: [`batch`]); the caches are locked only to look up and to store.
 pub struct Engine {
     model: Model,
     /// The settings in force: threads and device as loaded (threads as candle applied them).
     settings: Settings,
     path: PathBuf,
-    cache: PrefixCache,
-    statements: StatementCache,
+    cache: Mutex<PrefixCache>,
+    statements: Mutex<StatementCache>,
     /// Whether SQL requests use the statement cache (off until asked for: benchmarks and
     /// tests that repeat a prompt mean to compute it).
     statement_cache: bool,
@@ -92,8 +97,8 @@ impl Engine {
             model,
             settings: Settings { threads, ..settings },
             path: path.to_owned(),
-            cache: PrefixCache::new(PREFIX_CACHE_ENTRIES),
-            statements: StatementCache::default(),
+            cache: Mutex::new(PrefixCache::new(PREFIX_CACHE_ENTRIES)),
+            statements: Mutex::new(StatementCache::default()),
             statement_cache: false,
             load_time: started.elapsed(),
         })
@@ -149,7 +154,7 @@ impl Engine {
     }
 
     pub fn clear_prefix_cache(&mut self) {
-        self.cache.clear();
+        generate::lock(&self.cache).clear();
     }
 
     /// Turns the statement cache on or off for the next requests (what it holds is kept).
@@ -177,18 +182,34 @@ impl Engine {
     }
 }
 
-impl SqlModel for Engine {
-    fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        let max_new_tokens = self.settings.max_new_tokens;
-        let key = self.statement_cache.then(|| statement_cache::key(prompt, constraint.map(SchemaConstraint::schema), max_new_tokens)).flatten();
-        if let Some(hit) = key.as_deref().and_then(|key| self.statements.get(key)) {
+impl Engine {
+    /// A completion whose forward passes `passes` runs, with the token limit and the statement
+    /// cache as given: what [`SqlModel::complete`] does with the engine's own settings, and what
+    /// the worker does for each request in flight, with the passes shared ([`batch`]).
+    pub(crate) fn complete_with(
+        &self,
+        passes: &dyn Passes,
+        prompt: &ChatPrompt,
+        constraint: Option<&SchemaConstraint>,
+        max_new_tokens: usize,
+        statement_cache: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<Completion> {
+        let key = statement_cache.then(|| statement_cache::key(prompt, constraint.map(SchemaConstraint::schema), max_new_tokens)).flatten();
+        if let Some(hit) = key.as_deref().and_then(|key| generate::lock(&self.statements).get(key)) {
             observer.reply(&hit.text);
             return Ok(hit);
         }
-        let completion = generate::complete(&self.model, &mut self.cache, prompt, max_new_tokens, constraint, observer)?;
+        let completion = generate::complete(&self.model, passes, &self.cache, prompt, max_new_tokens, constraint, observer)?;
         if let Some(key) = key {
-            self.statements.put(key, &completion);
+            generate::lock(&self.statements).put(key, &completion);
         }
         Ok(completion)
+    }
+}
+
+impl SqlModel for Engine {
+    fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
+        self.complete_with(&self.model.qwen2, prompt, constraint, self.settings.max_new_tokens, self.statement_cache, observer)
     }
 }

@@ -8,7 +8,7 @@
 //! -> residual) -> RMSNorm -> LM head.
 
 use candle_core::quantized::{gguf_file, QMatMul};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 use candle_transformers::utils::build_causal_mask;
@@ -241,58 +241,97 @@ impl Qwen2 {
     /// and a cancel must not wait for all of it. `None` when stopped; `cache` then holds a part
     /// of the chunk in some layers and must be dropped.
     pub(crate) fn forward_unless(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
-        let Some(hidden) = self.hidden_states(tokens, cache, stop)? else { return Ok(None) };
-        let last = hidden.i((.., tokens.len() - 1, ..))?; // (1, embedding_length)
-        Ok(Some(self.lm_head.forward(&last)?.squeeze(0)?))
+        let logits = self.forward_segments(&mut [Segment { tokens, cache }], stop)?;
+        logits.map(|logits| logits.squeeze(0)).transpose()
+    }
+
+    /// One forward pass for several sequences at once, each with its own new tokens and its own
+    /// cache (its own length and positions): the logits after each segment's last token, shape
+    /// (segments, vocab). The weights are read once for all rows, which is what makes a batch
+    /// cheaper than its sequences one after another (see [`crate::Engine::pass_seconds`]);
+    /// attention stays per sequence. `None` when `stop` said so between layers (the caches must
+    /// then be dropped).
+    pub(crate) fn forward_segments(&self, segments: &mut [Segment<'_>], stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
+        let Some(hidden) = self.hidden_states(segments, stop)? else { return Ok(None) };
+        let device = hidden.device();
+        let mut ends = Vec::with_capacity(segments.len());
+        let mut rows = 0u32;
+        for segment in segments.iter() {
+            rows += segment.tokens.len() as u32;
+            ends.push(rows - 1);
+        }
+        let last_rows = hidden.squeeze(0)?.index_select(&Tensor::new(ends.as_slice(), device)?, 0)?; // (segments, embedding_length)
+        Ok(Some(self.lm_head.forward(&last_rows)?))
     }
 
     /// Feeds `tokens` after the positions already in `cache` and returns the logits after each of
     /// them: shape (tokens, vocab): the work of one decoding step for a batch of that many
     /// requests, as far as the weights are concerned (see [`crate::Engine::pass_seconds`]).
     pub(crate) fn forward_each(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        let hidden = self.hidden_states(tokens, cache, &mut || false)?.expect("never stopped");
+        let hidden = self.hidden_states(&mut [Segment { tokens, cache }], &mut || false)?.expect("never stopped");
         self.lm_head.forward(&hidden.squeeze(0)?)
     }
 
-    /// The final (normalised) hidden state of each token fed: (1, seq, embedding_length).
-    fn hidden_states(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
-        let start = cache.len;
-        let seq = tokens.len();
+    /// The final (normalised) hidden state of every token fed, the segments' rows one after the
+    /// other: (1, rows, embedding_length).
+    fn hidden_states(&self, segments: &mut [Segment<'_>], stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
         let device = self.embedding.embeddings().device();
-        let ids = Tensor::new(tokens, device)?.unsqueeze(0)?;
-        // Every new token may look at all cached positions and at the new ones up to itself.
-        let mask = if seq > 1 { Some(build_causal_mask(seq, start, device)?) } else { None };
+        let tokens: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        let ids = Tensor::new(tokens.as_slice(), device)?.unsqueeze(0)?;
+        // Every new token may look at all cached positions of its own sequence and at its new
+        // ones up to itself.
+        let masks = segments
+            .iter()
+            .map(|s| match s.tokens.len() {
+                1 => Ok(None),
+                seq => build_causal_mask(seq, s.cache.len, device).map(Some),
+            })
+            .collect::<Result<Vec<_>>>()?;
 
-        let mut hidden = self.embedding.forward(&ids)?; // (1, seq, embedding_length)
+        let mut hidden = self.embedding.forward(&ids)?; // (1, rows, embedding_length)
         for (layer, block) in self.blocks.iter().enumerate() {
             if stop() {
                 return Ok(None);
             }
-            let attended =
-                self.attend(&block.attention, &block.attention_norm.forward(&hidden)?, mask.as_ref(), layer, cache)?;
+            let attended = self.attend(&block.attention, &block.attention_norm.forward(&hidden)?, &masks, layer, segments)?;
             hidden = (hidden + attended)?;
             hidden = (&hidden + block.mlp.forward(&block.mlp_norm.forward(&hidden)?)?)?;
         }
-        cache.len = start + seq;
+        for segment in segments.iter_mut() {
+            segment.cache.len += segment.tokens.len();
+        }
         Ok(Some(self.norm.forward(&hidden)?))
     }
 
-    fn attend(
-        &self,
-        attention: &Attention,
-        x: &Tensor,
-        mask: Option<&Tensor>,
-        layer: usize,
-        cache: &mut KvCache,
-    ) -> Result<Tensor> {
-        let (batch, seq, width) = x.dims3()?;
+    /// Attention of one layer: the projections over every row at once, the attention itself per
+    /// segment, against that segment's cache.
+    fn attend(&self, attention: &Attention, x: &Tensor, masks: &[Option<Tensor>], layer: usize, segments: &mut [Segment<'_>]) -> Result<Tensor> {
+        let q = attention.q.forward(x)?.broadcast_add(&attention.q_bias)?;
+        let k = attention.k.forward(x)?.broadcast_add(&attention.k_bias)?;
+        let v = attention.v.forward(x)?.broadcast_add(&attention.v_bias)?;
+        let mut outputs = Vec::with_capacity(segments.len());
+        let mut row = 0;
+        for (segment, mask) in segments.iter_mut().zip(masks) {
+            let seq = segment.tokens.len();
+            let rows = |t: &Tensor| t.narrow(1, row, seq);
+            outputs.push(self.attend_segment(&rows(&q)?, &rows(&k)?, &rows(&v)?, mask.as_ref(), layer, segment.cache)?);
+            row += seq;
+        }
+        let y = if outputs.len() == 1 { outputs.pop().expect("one") } else { Tensor::cat(&outputs, 1)? };
+        attention.output.forward(&y)
+    }
+
+    /// One sequence's attention: q, k, v projected, (1, seq, heads * head_dim); the output before
+    /// the output projection, (1, seq, embedding_length).
+    fn attend_segment(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, layer: usize, cache: &mut KvCache) -> Result<Tensor> {
+        let (batch, seq, width) = q.dims3()?;
         let head_dim = self.config.head_dim();
-        let split_heads = |projected: Tensor, heads: usize| {
+        let split_heads = |projected: &Tensor, heads: usize| {
             projected.reshape((batch, seq, heads, head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let q = split_heads(attention.q.forward(x)?.broadcast_add(&attention.q_bias)?, self.config.head_count)?;
-        let k = split_heads(attention.k.forward(x)?.broadcast_add(&attention.k_bias)?, self.config.head_count_kv)?;
-        let v = split_heads(attention.v.forward(x)?.broadcast_add(&attention.v_bias)?, self.config.head_count_kv)?;
+        let q = split_heads(q, self.config.head_count)?;
+        let k = split_heads(k, self.config.head_count_kv)?;
+        let v = split_heads(v, self.config.head_count_kv)?;
 
         let q = self.rope.apply(&q, cache.len)?;
         let k = self.rope.apply(&k, cache.len)?;
@@ -318,9 +357,14 @@ impl Qwen2 {
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = weights.matmul(&v.contiguous()?)?; // (1, kv_heads, groups * seq, head_dim)
-        let y = y.reshape((batch, self.config.head_count, seq, head_dim))?.transpose(1, 2)?.reshape((batch, seq, width))?;
-        attention.output.forward(&y)
+        y.reshape((batch, self.config.head_count, seq, head_dim))?.transpose(1, 2)?.reshape((batch, seq, width))
     }
+}
+
+/// One sequence's part of a forward pass: its new tokens, fed after the positions in its cache.
+pub(crate) struct Segment<'a> {
+    pub(crate) tokens: &'a [u32],
+    pub(crate) cache: &'a mut KvCache,
 }
 
 /// Index of the largest logit: greedy decoding, so the same prompt always gives the same answer.
@@ -398,5 +442,48 @@ mod reference_tests {
             "chunk logits differ by {difference}; candle's own chunked vs stepwise differ by {candle_variation}"
         );
         assert_eq!(top(&ours_chunk), top(&theirs_chunk), "the same next token");
+    }
+
+    /// A pass over two sequences of different lengths, at different positions, gives each the
+    /// logits it gets alone (within what candle's multi-row kernels vary by) and grows each cache
+    /// by its own tokens only.
+    #[test]
+    fn a_pass_over_two_sequences_gives_each_what_it_gets_alone() {
+        let path = default_model_path();
+        let device = Device::Cpu;
+        let (content, mut reader) = crate::model::read_header(&path).unwrap_or_else(|e| panic!("this test needs the real model: {e}"));
+        let model = Qwen2::from_gguf(&content, &mut reader, &device).unwrap();
+        let tokenizer = crate::tokens::ChatTokenizer::from_gguf(&content).unwrap();
+        let encode = |text: &str| tokenizer.encode(text).unwrap();
+        let logits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (first, second) = (encode("SELECT name FROM customers WHERE"), encode("How many pizzas were sold on Fridays? Answer:"));
+        let primed = |context: &[u32]| {
+            let mut cache = KvCache::new(model.config());
+            model.forward(context, &mut cache).unwrap();
+            cache
+        };
+        // Each alone: the context, then one more token.
+        let (mut alone_a, mut alone_b) = (primed(&first[..first.len() - 1]), primed(&second));
+        let a = logits(&model.forward(&first[first.len() - 1..], &mut alone_a).unwrap());
+        let b = logits(&model.forward(&encode(" 7"), &mut alone_b).unwrap());
+
+        // Together in one pass.
+        let (mut cache_a, mut cache_b) = (primed(&first[..first.len() - 1]), primed(&second));
+        let together = model
+            .forward_segments(
+                &mut [Segment { tokens: &first[first.len() - 1..], cache: &mut cache_a }, Segment { tokens: &encode(" 7"), cache: &mut cache_b }],
+                &mut || false,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(together.dims2().unwrap().0, 2, "one row of logits per sequence");
+        let (together_a, together_b) = (logits(&together.get(0).unwrap()), logits(&together.get(1).unwrap()));
+        for (name, alone, batched) in [("first", &a, &together_a), ("second", &b, &together_b)] {
+            let scale = alone.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let difference = largest_difference(alone, batched);
+            assert!(difference <= 0.05 * scale, "{name}: logits differ by {difference} (scale {scale})");
+            assert_eq!(top(alone), top(batched), "{name}: the same next token");
+        }
+        assert_eq!((cache_a.len(), cache_b.len()), (first.len(), second.len() + encode(" 7").len()));
     }
 }

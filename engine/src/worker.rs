@@ -1,6 +1,7 @@
 //! One model for many processes: [`serve`] owns the loaded [`Engine`] and answers completions over
-//! a Unix-domain socket, one request at a time in the order they connected; [`WorkerClient`] is
-//! the [`SqlModel`] a process uses to ask it.
+//! a Unix-domain socket, several at once with their forward passes batched (crate::batch), the
+//! rest waiting in the order they connected; [`WorkerClient`] is the [`SqlModel`] a process uses
+//! to ask it.
 //!
 //! Why a socket and not shared memory: a connection is the request's whole life. A caller that
 //! gives up (a cancel, a timeout, a vanished client) closes it, and the worker sees the hang-up at
@@ -16,6 +17,8 @@ use crate::generate::{Completion, Observer};
 use crate::prompt::ChatPrompt;
 use crate::schema::Schema;
 use crate::settings::Settings;
+use crate::batch::Batcher;
+use crate::generate::lock;
 use crate::Engine;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -24,6 +27,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a waiting caller looks up from the socket to ask its own observer whether to go on
@@ -41,6 +45,11 @@ const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many recent completions the percentiles are over.
 const RECENT: usize = 1000;
+
+/// Requests answered at once, their passes batched: on 2 CPU cores a pass over 8 sequences costs
+/// about 2x a pass over one (engine-bench), so 8 in flight write ~4x the tokens per second of one.
+/// More would add little there and make each caller's question slower.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// What a caller asks for besides the prompt: what its session's settings say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,11 +123,36 @@ pub struct WorkerStatus {
     pub generation_ms: Percentiles,
     /// Over the last requests: time from the caller's sending to the worker's taking it up.
     pub queue_wait_ms: Percentiles,
+    /// Forward passes run, and the sequences in them summed over all passes: their ratio is the
+    /// mean batch (1 when questions come one at a time).
+    #[serde(default)]
+    pub forward_passes: u64,
+    #[serde(default)]
+    pub pass_sequences: u64,
+    /// Requests answered at once (their passes batched); more wait their turn.
+    #[serde(default)]
+    pub max_in_flight: usize,
 }
 
-/// The serving side: the engine (once loaded) and what it has done.
+/// The model once loaded, with the batcher that runs the passes of every request in flight.
+struct Loaded {
+    engine: Arc<Engine>,
+    batcher: Batcher,
+}
+
+/// The serving side: the model (once loaded) and what the worker has done. Each request is
+/// answered in a thread of its own; the model is shared, its passes batched.
 struct Worker {
-    engine: Option<Engine>,
+    loaded: Mutex<Option<Arc<Loaded>>>,
+    tally: Mutex<Tally>,
+    /// Requests being answered, at most [`MAX_IN_FLIGHT`]; the next connection is accepted when
+    /// one ends, so the kernel's listen queue keeps the rest in order.
+    in_flight: Mutex<usize>,
+    slot_freed: Condvar,
+}
+
+/// What the worker has done, and the recent values its percentiles are over.
+struct Tally {
     status: WorkerStatus,
     generation_ms: VecDeque<f64>,
     queue_wait_ms: VecDeque<f64>,
@@ -145,19 +179,30 @@ fn kind(error: &Error) -> String {
 }
 
 impl Worker {
-    /// Loads the model if it is not loaded yet.
-    fn engine(&mut self) -> Result<&mut Engine> {
-        if self.engine.is_none() {
-            let engine = Engine::load(&self.status.model_path, self.status.settings.clone())?;
-            self.status.settings = engine.settings().clone();
-            self.status.load_time = Some(engine.load_time());
-            self.engine = Some(engine);
+    /// The loaded model; loads it first if it is not loaded yet (one thread loads, the others
+    /// wait for it).
+    fn loaded(&self) -> Result<Arc<Loaded>> {
+        let mut loaded = lock(&self.loaded);
+        if let Some(loaded) = loaded.as_ref() {
+            return Ok(loaded.clone());
         }
-        Ok(self.engine.as_mut().expect("loaded above"))
+        let (path, settings) = {
+            let tally = lock(&self.tally);
+            (tally.status.model_path.clone(), tally.status.settings.clone())
+        };
+        let engine = Arc::new(Engine::load(&path, settings)?);
+        {
+            let mut tally = lock(&self.tally);
+            tally.status.settings = engine.settings().clone();
+            tally.status.load_time = Some(engine.load_time());
+        }
+        let batcher = Batcher::start(engine.clone());
+        Ok(loaded.insert(Arc::new(Loaded { engine, batcher })).clone())
     }
 
-    fn complete(&mut self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
-        if options.model_path != self.status.model_path {
+    fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
+        let model_path = lock(&self.tally).status.model_path.clone();
+        if options.model_path != model_path {
             // A file that is not there is the first thing to say (with how to fetch the model).
             if !options.model_path.exists() {
                 return Err(Error::ModelNotFound { path: options.model_path.clone() });
@@ -165,17 +210,17 @@ impl Worker {
             return Err(Error::InvalidSetting(format!(
                 "nl2sql.model_path is {} in this session, but the server's model worker serves {}; set it for the server (ALTER SYSTEM, then SELECT pg_reload_conf()), not per session",
                 options.model_path.display(),
-                self.status.model_path.display()
+                model_path.display()
             )));
         }
         let constraint = schema.map(SchemaConstraint::new);
-        let engine = self.engine()?;
-        engine.set_max_new_tokens(options.max_new_tokens)?;
-        engine.set_statement_cache(options.statement_cache);
-        engine.complete(prompt, constraint.as_ref(), caller)
+        let loaded = self.loaded()?;
+        Settings { max_new_tokens: options.max_new_tokens, ..loaded.engine.settings().clone() }.validate()?;
+        let passes = loaded.batcher.generation();
+        loaded.engine.complete_with(&passes, prompt, constraint.as_ref(), options.max_new_tokens, options.statement_cache, caller)
     }
 
-    fn answer(&mut self, stream: UnixStream) -> std::io::Result<()> {
+    fn answer(&self, stream: UnixStream) -> std::io::Result<()> {
         stream.set_read_timeout(Some(REQUEST_READ_TIMEOUT))?;
         let mut line = String::new();
         BufReader::new(&stream).read_line(&mut line)?;
@@ -184,20 +229,21 @@ impl Worker {
         let event = match request {
             Request::Status => Event::Status(self.status()),
             Request::Complete { prompt, schema, options, sent_at } => {
-                push_recent(&mut self.queue_wait_ms, now_ms().saturating_sub(sent_at) as f64);
+                push_recent(&mut lock(&self.tally).queue_wait_ms, now_ms().saturating_sub(sent_at) as f64);
                 // A caller that gave up while it waited in the queue costs nothing.
                 let outcome = if caller.hung_up() { Err(Error::Cancelled) } else { self.complete(&prompt, schema.as_ref(), &options, &mut caller) };
+                let mut tally = lock(&self.tally);
                 match outcome {
                     Ok(completion) => {
-                        self.count(&completion);
+                        tally.count(&completion);
                         Event::Done(completion)
                     }
                     Err(Error::Cancelled) => {
-                        self.status.cancelled += 1;
+                        tally.status.cancelled += 1;
                         return Ok(());
                     }
                     Err(error) => {
-                        *self.status.failed.entry(kind(&error)).or_default() += 1;
+                        *tally.status.failed.entry(kind(&error)).or_default() += 1;
                         Event::Failed(error)
                     }
                 }
@@ -206,6 +252,34 @@ impl Worker {
         caller.send(&event)
     }
 
+    fn status(&self) -> WorkerStatus {
+        let (forward_passes, pass_sequences) = lock(&self.loaded).as_ref().map_or((0, 0), |loaded| loaded.batcher.counts());
+        let tally = lock(&self.tally);
+        WorkerStatus {
+            generation_ms: Percentiles::of(tally.generation_ms.iter().copied()),
+            queue_wait_ms: Percentiles::of(tally.queue_wait_ms.iter().copied()),
+            forward_passes,
+            pass_sequences,
+            ..tally.status.clone()
+        }
+    }
+
+    /// Waits until fewer than [`MAX_IN_FLIGHT`] requests are being answered, and takes a place.
+    fn take_slot(&self) {
+        let mut in_flight = lock(&self.in_flight);
+        while *in_flight >= MAX_IN_FLIGHT {
+            in_flight = self.slot_freed.wait(in_flight).unwrap_or_else(PoisonError::into_inner);
+        }
+        *in_flight += 1;
+    }
+
+    fn free_slot(&self) {
+        *lock(&self.in_flight) -= 1;
+        self.slot_freed.notify_one();
+    }
+}
+
+impl Tally {
     fn count(&mut self, completion: &Completion) {
         let status = &mut self.status;
         status.completed += 1;
@@ -217,14 +291,6 @@ impl Worker {
         } else {
             let timings = &completion.timings;
             push_recent(&mut self.generation_ms, (timings.prefill + timings.decode).as_secs_f64() * 1000.0);
-        }
-    }
-
-    fn status(&self) -> WorkerStatus {
-        WorkerStatus {
-            generation_ms: Percentiles::of(self.generation_ms.iter().copied()),
-            queue_wait_ms: Percentiles::of(self.queue_wait_ms.iter().copied()),
-            ..self.status.clone()
         }
     }
 }
@@ -268,12 +334,14 @@ impl Observer for Caller<'_> {
     }
 }
 
-/// Serves completions on `listener` for ever, one request at a time, in the order callers
-/// connected. With `load_now`, loads the model at `model_path` before the first request, so that
-/// no caller waits for it; otherwise at the first request. A failed load is reported to `log` and
-/// to the caller, and tried again at the next request. Writes to a caller that left fail without
-/// ending the process only if SIGPIPE is ignored, which the caller of this function arranges.
-pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, load_now: bool, log: &dyn Fn(&str)) -> ! {
+/// Serves completions on `listener` for ever: up to [`MAX_IN_FLIGHT`] requests at once, each in a
+/// thread of its own, their forward passes batched; the next callers wait in the listen queue,
+/// in the order they connected. With `load_now`, loads the model at `model_path` before the first
+/// request, so that no caller waits for it; otherwise at the first request. A failed load is
+/// reported to `log` and to the caller, and tried again at the next request. Writes to a caller
+/// that left fail without ending the process only if SIGPIPE is ignored, which the caller of this
+/// function arranges.
+pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, load_now: bool, log: &(dyn Fn(&str) + Sync)) -> ! {
     let pid = std::process::id();
     let status = WorkerStatus {
         pid,
@@ -289,27 +357,41 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, l
         generated_tokens: 0,
         generation_ms: Percentiles::default(),
         queue_wait_ms: Percentiles::default(),
+        forward_passes: 0,
+        pass_sequences: 0,
+        max_in_flight: MAX_IN_FLIGHT,
     };
-    let mut worker = Worker { engine: None, status, generation_ms: VecDeque::new(), queue_wait_ms: VecDeque::new() };
+    let worker = Worker {
+        loaded: Mutex::new(None),
+        tally: Mutex::new(Tally { status, generation_ms: VecDeque::new(), queue_wait_ms: VecDeque::new() }),
+        in_flight: Mutex::new(0),
+        slot_freed: Condvar::new(),
+    };
     if load_now {
-        match worker.engine() {
-            Ok(engine) => log(&format!("model {} loaded in {:.1} s", engine.path().display(), engine.load_time().as_secs_f64())),
+        match worker.loaded() {
+            Ok(loaded) => log(&format!("model {} loaded in {:.1} s", loaded.engine.path().display(), loaded.engine.load_time().as_secs_f64())),
             Err(error) => log(&format!("the model could not be loaded (tried again at the next request): {error}")),
         }
     }
-    loop {
+    std::thread::scope(|requests| loop {
+        worker.take_slot();
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(error) = worker.answer(stream) {
-                    log(&format!("a request could not be answered: {error}"));
-                }
+                let worker = &worker;
+                requests.spawn(move || {
+                    if let Err(error) = worker.answer(stream) {
+                        log(&format!("a request could not be answered: {error}"));
+                    }
+                    worker.free_slot();
+                });
             }
             Err(error) => {
+                worker.free_slot();
                 log(&format!("accept failed: {error}"));
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-    }
+    })
 }
 
 /// Asks the model worker listening at a socket.

@@ -80,7 +80,13 @@ fn a_caller_that_gives_up_stops_its_request_and_the_next_one_is_served() {
     let result = client.complete(&prompt, Some(&constraint), &mut impatient);
     assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
 
-    let after = client.status(&mut Quiet).unwrap();
+    // The request's thread sees its caller gone at its next pass and counts it then.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut after = client.status(&mut Quiet).unwrap();
+    while after.cancelled == before.cancelled && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = client.status(&mut Quiet).unwrap();
+    }
     assert_eq!(after.cancelled, before.cancelled + 1, "the worker saw the caller leave: {after:?}");
     assert_eq!(after.completed, before.completed, "and did not finish the reply for nobody");
     assert_eq!(after.pid, std::process::id(), "the worker here is a thread of this test");
@@ -112,6 +118,36 @@ fn no_worker_listening_is_a_clear_error() {
     assert!(matches!(error, Error::WorkerUnavailable { .. }), "{error:?}");
     assert!(error.to_string().contains("nl2sql-no-worker-here.sock"), "{error}");
     assert!(started.elapsed() >= Duration::from_secs(2), "it waited for a worker that may be starting");
+}
+
+/// Requests in flight at once share their forward passes: both are answered, and the worker's
+/// count of sequences per pass shows passes that served more than one.
+#[test]
+fn questions_asked_at_once_are_decoded_together_in_shared_passes() {
+    let questions = ["How many orders were placed in July?", "Which pizza category has the most pizza types?", "What is the average price of a large pizza?"];
+    let before = client(worker(), &default_model_path(), false).status(&mut Quiet).unwrap();
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let asking: Vec<_> = questions
+            .iter()
+            .map(|question| {
+                scope.spawn(move || {
+                    let (prompt, constraint) = pizza_prompt(question);
+                    client(worker(), &default_model_path(), false).complete(&prompt, Some(&constraint), &mut Quiet).unwrap()
+                })
+            })
+            .collect();
+        asking.into_iter().map(|asked| asked.join().unwrap()).collect()
+    });
+    for (question, answer) in questions.iter().zip(&answers) {
+        assert!(answer.text.contains("SELECT") && answer.text.contains("FROM"), "{question}: {}", answer.text);
+    }
+    let after = client(worker(), &default_model_path(), false).status(&mut Quiet).unwrap();
+    let passes = after.forward_passes - before.forward_passes;
+    let sequences = after.pass_sequences - before.pass_sequences;
+    eprintln!("{passes} passes for {sequences} sequence steps: mean batch {:.2}", sequences as f64 / passes as f64);
+    let steps: usize = answers.iter().map(|a| a.decode_steps).sum();
+    assert!(sequences as usize >= steps, "every decoding step went through a pass: {sequences} < {steps}");
+    assert!(sequences as f64 >= 1.5 * passes as f64, "the three were mostly decoded together: {passes} passes for {sequences} sequence steps");
 }
 
 /// A fake worker that reads one request, runs `before_hanging_up`, and closes the connection

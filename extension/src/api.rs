@@ -316,8 +316,8 @@ fn nl2sql_status() -> JsonB {
 
 /// What the server's model worker has done since it started, as it reports it: its process, the
 /// model, threads and device in force, load time; completions (and statement-cache hits),
-/// cancels, failures by kind, tokens in and out, and percentiles of generation time and queue
-/// wait over the last 1,000 requests. It answers between two questions. An ERROR when nl2sql is
+/// cancels, failures by kind, tokens in and out, percentiles of generation time and queue wait
+/// over the last 1,000 requests, and forward passes with the sequences batched in them. It answers between two questions. An ERROR when nl2sql is
 /// not preloaded (each backend then has its own model) or the worker cannot be reached.
 #[pg_extern]
 fn nl2sql_stats() -> Result<JsonB, ErrorReport> {
@@ -343,6 +343,9 @@ fn nl2sql_stats() -> Result<JsonB, ErrorReport> {
         "generated_tokens": status.generated_tokens,
         "generation_ms": percentiles(&status.generation_ms),
         "queue_wait_ms": percentiles(&status.queue_wait_ms),
+        "forward_passes": status.forward_passes,
+        "pass_sequences": status.pass_sequences,
+        "max_in_flight": status.max_in_flight,
     })))
 }
 

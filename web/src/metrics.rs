@@ -56,6 +56,8 @@ pub fn render(stats: &Value) -> String {
     family("nl2sql_prompt_tokens_total", "counter", "Prompt tokens of completed requests.", &plain("prompt_tokens"));
     family("nl2sql_cached_prompt_tokens_total", "counter", "Prompt tokens the prefix cache saved computing.", &plain("cached_prompt_tokens"));
     family("nl2sql_generated_tokens_total", "counter", "Tokens generated.", &plain("generated_tokens"));
+    family("nl2sql_forward_passes_total", "counter", "Forward passes of the model (one per token step, whatever the batch).", &plain("forward_passes"));
+    family("nl2sql_pass_sequences_total", "counter", "Sequences in those passes, summed: divided by the passes, the mean batch.", &plain("pass_sequences"));
     for (key, name, help) in [
         ("generation_ms", "nl2sql_recent_generation_seconds", "Time in the model per completion, over the last 1,000 computed."),
         ("queue_wait_ms", "nl2sql_recent_queue_wait_seconds", "Time a request waited for the worker, over the last 1,000."),
@@ -82,6 +84,7 @@ mod tests {
             "prompt_tokens": 900, "cached_prompt_tokens": 600, "generated_tokens": 120,
             "generation_ms": { "count": 5, "p50": 1500.0, "p95": 4000.0, "p99": 4000.0 },
             "queue_wait_ms": { "count": 7, "p50": 2.0, "p95": 900.0, "p99": 1200.0 },
+            "forward_passes": 40, "pass_sequences": 70,
         });
         let text = render(&stats);
         for line in [
@@ -91,6 +94,7 @@ mod tests {
             "nl2sql_requests_failed_total{kind=\"PromptTooLong\"} 3",
             "nl2sql_statement_cache_hits_total 2",
             "nl2sql_generated_tokens_total 120",
+            "nl2sql_pass_sequences_total 70",
             "nl2sql_recent_generation_seconds{quantile=\"0.5\"} 1.5",
             "nl2sql_recent_queue_wait_seconds{quantile=\"0.99\"} 1.2",
             "nl2sql_worker_info{pid=\"42\",model_path=\"/m/q\\\"wen.gguf\",device=\"cpu\",threads=\"2\"} 1",

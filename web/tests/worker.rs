@@ -74,24 +74,41 @@ async fn cancel(pid: i32, call: tokio::task::JoinHandle<Result<tokio_postgres::R
     sqlstate(&error)
 }
 
+/// Whether a session printed any of the SQL being written (its progress NOTICEs) so far.
+fn wrote_sql(notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> bool {
+    std::iter::from_fn(|| notices.try_recv().ok()).any(|detail| detail.starts_with("{\"text\""))
+}
+
 #[tokio::test]
 async fn a_cancel_removes_a_waiting_question_and_stops_a_running_one() {
     let _turn = SERIAL.lock().await;
     let before = worker().await;
-    let (running_pid, running) = question_mid_decoding(QUESTION).await;
-
-    // A second question waits its turn behind the first.
-    let (waiting_client, waiting_pid, _) = watched_session().await;
-    let waiting = tokio::spawn(async move { waiting_client.query_one("SELECT nl2sql_sql($1)", &[&FRIDAYS]).await });
+    let count = |status: &Value, key: &str| status[key].as_u64().unwrap();
+    // The worker decodes up to max_in_flight questions together; the next one waits its turn.
+    let batch = count(&before, "max_in_flight") as usize;
+    let mut running = Vec::new();
+    for _ in 0..batch {
+        running.push(question_mid_decoding(QUESTION).await);
+    }
+    let (waiting_client, waiting_pid, mut waiting_notices) = watched_session().await;
+    let waiting = tokio::spawn(async move { waiting_client.query_one(QUESTION, &[]).await });
     tokio::time::sleep(Duration::from_secs(2)).await; // reading its schema takes milliseconds
+    assert!(!wrote_sql(&mut waiting_notices), "the question beyond the {batch} in flight waits: it wrote no SQL");
 
     assert_eq!(cancel(waiting_pid, waiting, "waiting").await.as_deref(), Some("57014"));
-    assert_eq!(cancel(running_pid, running, "running").await.as_deref(), Some("57014"));
+    for (pid, question) in running {
+        assert_eq!(cancel(pid, question, "running").await.as_deref(), Some("57014"));
+    }
 
-    // The worker saw both leave: it stopped the running one and skipped the waiting one.
-    let after = worker().await;
-    let count = |status: &Value, key: &str| status[key].as_u64().unwrap();
-    assert_eq!(count(&after, "cancelled"), count(&before, "cancelled") + 2, "{before} -> {after}");
+    // The worker saw them all leave: it stopped the running ones and skipped the waiting one
+    // (which it takes up, and finds gone, once a place is free).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after = worker().await;
+    while count(&after, "cancelled") < count(&before, "cancelled") + batch as u64 + 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = worker().await;
+    }
+    assert_eq!(count(&after, "cancelled"), count(&before, "cancelled") + batch as u64 + 1, "{before} -> {after}");
     assert_eq!(count(&after, "completed"), count(&before, "completed"), "nothing was finished for nobody: {after}");
     let sql = admin_query_one(COUNT).await;
     assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "and it answers the next question: {sql}");
