@@ -64,7 +64,15 @@ impl Batcher {
         let (waiting, counted) = (in_flight.clone(), counts.clone());
         std::thread::Builder::new()
             .name("nl2sql-batcher".into())
-            .spawn(move || run(&engine, &received, &waiting, &counted))
+            .spawn(move || {
+                // Every request in flight waits on this thread: if it dies of a bug, the process
+                // must die too, so that its supervisor starts a new one (the callers in flight
+                // get an error), rather than live on answering nothing.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&engine, &received, &waiting, &counted)));
+                if ran.is_err() {
+                    std::process::abort();
+                }
+            })
             .expect("a thread for the batcher");
         Self { requests, in_flight, counts }
     }

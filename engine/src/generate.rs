@@ -2,6 +2,7 @@
 //! most likely token until a stop token or the token limit.
 
 use crate::error::{Error, Result};
+use crate::lock;
 use crate::model::Model;
 use crate::prefix_cache::PrefixCache;
 use crate::prompt::ChatPrompt;
@@ -11,7 +12,7 @@ use crate::qwen2::{argmax, KvCache, Qwen2};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Prompt tokens are fed in chunks: attention scores for a chunk take chunk x context floats per
@@ -36,13 +37,6 @@ pub trait Observer {
 pub struct Quiet;
 
 impl Observer for Quiet {}
-
-/// What a mutex guards, even if a thread panicked while it held it: the caches and counters the
-/// engine and the worker share stay usable (at worst one entry is stale), and one failed request
-/// must not fail every later one.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 fn checkpoint(observer: &mut dyn Observer) -> Result<()> {
     match observer.checkpoint() {

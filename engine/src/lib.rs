@@ -65,8 +65,15 @@ use prefix_cache::PrefixCache;
 use statement_cache::StatementCache;
 use generate::Passes;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+/// What a mutex guards, even if a thread panicked while it held it: the caches and counters that
+/// the worker's requests in flight share stay usable (at worst one entry is stale), and one failed
+/// request must not fail every later one.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Sequences kept for reuse: SQL prompts of a couple of databases plus narration prompts.
 const PREFIX_CACHE_ENTRIES: usize = 4;
@@ -154,7 +161,7 @@ impl Engine {
     }
 
     pub fn clear_prefix_cache(&mut self) {
-        generate::lock(&self.cache).clear();
+        lock(&self.cache).clear();
     }
 
     /// Turns the statement cache on or off for the next requests (what it holds is kept).
@@ -180,9 +187,7 @@ impl Engine {
     pub fn narrate(&mut self, request: &NarrationRequest, observer: &mut dyn Observer) -> Result<Completion> {
         request.answer(self, observer)
     }
-}
 
-impl Engine {
     /// A completion whose forward passes `passes` runs, with the token limit and the statement
     /// cache as given: what [`SqlModel::complete`] does with the engine's own settings, and what
     /// the worker does for each request in flight, with the passes shared ([`batch`]).
@@ -196,13 +201,13 @@ impl Engine {
         observer: &mut dyn Observer,
     ) -> Result<Completion> {
         let key = statement_cache.then(|| statement_cache::key(prompt, constraint.map(SchemaConstraint::schema), max_new_tokens)).flatten();
-        if let Some(hit) = key.as_deref().and_then(|key| generate::lock(&self.statements).get(key)) {
+        if let Some(hit) = key.as_deref().and_then(|key| lock(&self.statements).get(key)) {
             observer.reply(&hit.text);
             return Ok(hit);
         }
         let completion = generate::complete(&self.model, passes, &self.cache, prompt, max_new_tokens, constraint, observer)?;
         if let Some(key) = key {
-            generate::lock(&self.statements).put(key, &completion);
+            lock(&self.statements).put(key, &completion);
         }
         Ok(completion)
     }

@@ -18,7 +18,7 @@ use crate::prompt::ChatPrompt;
 use crate::schema::Schema;
 use crate::settings::Settings;
 use crate::batch::Batcher;
-use crate::generate::lock;
+use crate::lock;
 use crate::Engine;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -264,18 +264,26 @@ impl Worker {
         }
     }
 
-    /// Waits until fewer than [`MAX_IN_FLIGHT`] requests are being answered, and takes a place.
-    fn take_slot(&self) {
+    /// Waits until fewer than [`MAX_IN_FLIGHT`] requests are being answered, and takes a place
+    /// until the guard is dropped (also when a request's thread panics: one bug costs one answer,
+    /// not a place for ever).
+    fn take_slot(&self) -> Slot<'_> {
         let mut in_flight = lock(&self.in_flight);
         while *in_flight >= MAX_IN_FLIGHT {
             in_flight = self.slot_freed.wait(in_flight).unwrap_or_else(PoisonError::into_inner);
         }
         *in_flight += 1;
+        Slot(self)
     }
+}
 
-    fn free_slot(&self) {
-        *lock(&self.in_flight) -= 1;
-        self.slot_freed.notify_one();
+/// A place among the requests being answered.
+struct Slot<'a>(&'a Worker);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.in_flight) -= 1;
+        self.0.slot_freed.notify_one();
     }
 }
 
@@ -374,19 +382,19 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, l
         }
     }
     std::thread::scope(|requests| loop {
-        worker.take_slot();
+        let slot = worker.take_slot();
         match listener.accept() {
             Ok((stream, _)) => {
                 let worker = &worker;
                 requests.spawn(move || {
+                    let _slot = slot;
                     if let Err(error) = worker.answer(stream) {
                         log(&format!("a request could not be answered: {error}"));
                     }
-                    worker.free_slot();
                 });
             }
             Err(error) => {
-                worker.free_slot();
+                drop(slot);
                 log(&format!("accept failed: {error}"));
                 std::thread::sleep(Duration::from_millis(100));
             }
