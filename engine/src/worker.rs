@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::generate::{Completion, Observer};
 use crate::prompt::ChatPrompt;
 use crate::schema::Schema;
-use crate::settings::Settings;
+use crate::settings::{self, Settings};
 use crate::batch::Batcher;
 use crate::lock;
 use crate::Engine;
@@ -45,11 +45,6 @@ const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many recent completions the percentiles are over.
 const RECENT: usize = 1000;
-
-/// Requests answered at once, their passes batched: on 2 CPU cores a pass over 8 sequences costs
-/// about 2x a pass over one (engine-bench), so 8 in flight write ~4x the tokens per second of one.
-/// More would add little there and make each caller's question slower.
-const MAX_IN_FLIGHT: usize = 8;
 
 /// What a caller asks for besides the prompt: what its session's settings say.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,8 +140,8 @@ struct Loaded {
 struct Worker {
     loaded: Mutex<Option<Arc<Loaded>>>,
     tally: Mutex<Tally>,
-    /// Requests being answered, at most [`MAX_IN_FLIGHT`]; the next connection is accepted when
-    /// one ends, so the kernel's listen queue keeps the rest in order.
+    /// Requests being answered, at most `status.max_in_flight`; the next connection is accepted
+    /// when one ends, so the kernel's listen queue keeps the rest in order.
     in_flight: Mutex<usize>,
     slot_freed: Condvar,
 }
@@ -264,12 +259,13 @@ impl Worker {
         }
     }
 
-    /// Waits until fewer than [`MAX_IN_FLIGHT`] requests are being answered, and takes a place
+    /// Waits until fewer than `max_in_flight` requests are being answered, and takes a place
     /// until the guard is dropped (also when a request's thread panics: one bug costs one answer,
     /// not a place for ever).
     fn take_slot(&self) -> Slot<'_> {
+        let most = lock(&self.tally).status.max_in_flight;
         let mut in_flight = lock(&self.in_flight);
-        while *in_flight >= MAX_IN_FLIGHT {
+        while *in_flight >= most {
             in_flight = self.slot_freed.wait(in_flight).unwrap_or_else(PoisonError::into_inner);
         }
         *in_flight += 1;
@@ -342,14 +338,17 @@ impl Observer for Caller<'_> {
     }
 }
 
-/// Serves completions on `listener` for ever: up to [`MAX_IN_FLIGHT`] requests at once, each in a
-/// thread of its own, their forward passes batched; the next callers wait in the listen queue,
+/// Serves completions on `listener` for ever: up to `max_in_flight` requests at once (see
+/// [`settings::WORKER_BATCH`]), each in a thread of its own, their forward passes batched; the
+/// next callers wait in the listen queue,
 /// in the order they connected. With `load_now`, loads the model at `model_path` before the first
 /// request, so that no caller waits for it; otherwise at the first request. A failed load is
 /// reported to `log` and to the caller, and tried again at the next request. Writes to a caller
 /// that left fail without ending the process only if SIGPIPE is ignored, which the caller of this
 /// function arranges.
-pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, load_now: bool, log: &(dyn Fn(&str) + Sync)) -> ! {
+pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, max_in_flight: usize, load_now: bool, log: &(dyn Fn(&str) + Sync)) -> ! {
+    // An out-of-range value cannot come from the GUC; from elsewhere, the nearest one allowed.
+    let max_in_flight = max_in_flight.clamp(settings::WORKER_BATCH.min, settings::WORKER_BATCH.max);
     let pid = std::process::id();
     let status = WorkerStatus {
         pid,
@@ -367,7 +366,7 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, l
         queue_wait_ms: Percentiles::default(),
         forward_passes: 0,
         pass_sequences: 0,
-        max_in_flight: MAX_IN_FLIGHT,
+        max_in_flight,
     };
     let worker = Worker {
         loaded: Mutex::new(None),

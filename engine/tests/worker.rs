@@ -4,6 +4,7 @@
 //! web/tests/worker.rs.)
 
 use nl2sql_engine::paths::default_model_path;
+use nl2sql_engine::settings::WORKER_BATCH;
 use nl2sql_engine::worker::{serve, RequestOptions, WorkerClient};
 use nl2sql_engine::{ChatPrompt, Engine, Error, Observer, Question, Quiet, Schema, SchemaConstraint, Settings, SqlModel, SqlRequest};
 use std::ops::ControlFlow;
@@ -19,7 +20,7 @@ fn start_worker(model: &Path) -> PathBuf {
     let socket = dir.join("model.sock");
     let listener = UnixListener::bind(&socket).unwrap();
     let model = model.to_owned();
-    std::thread::spawn(move || serve(&listener, model, Settings::default(), true, &|message| eprintln!("worker: {message}")));
+    std::thread::spawn(move || serve(&listener, model, Settings::default(), WORKER_BATCH.default, true, &|message| eprintln!("worker: {message}")));
     socket
 }
 

@@ -61,6 +61,8 @@ pub fn socket() -> &'static Path {
 struct ModelConfig {
     path: PathBuf,
     settings: Settings,
+    /// Questions answered at once (nl2sql.worker_batch).
+    max_in_flight: usize,
     /// Load at start, before any question: unless the server's nl2sql.backend is openai (then
     /// only sessions that choose local ask the worker, and the first of them waits for the load).
     load_now: bool,
@@ -72,6 +74,7 @@ impl ModelConfig {
         Self {
             path: gucs::model_path(),
             settings: Settings { max_new_tokens: Settings::default().max_new_tokens, ..gucs::engine_settings() },
+            max_in_flight: gucs::worker_batch(),
             load_now: gucs::backend() == gucs::ModelBackend::Local,
         }
     }
@@ -193,7 +196,7 @@ fn model_process(listener: &UnixListener, config: &ModelConfig, supervisor: libc
     // stderr is the server's log (or its collector's pipe); ereport is PostgreSQL code.
     let log = |message: &str| eprintln!("nl2sql model process {}: {message}", std::process::id());
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        nl2sql_engine::worker::serve(listener, config.path.clone(), config.settings.clone(), config.load_now, &log)
+        nl2sql_engine::worker::serve(listener, config.path.clone(), config.settings.clone(), config.max_in_flight, config.load_now, &log)
     }));
     if let Err(panic) = served {
         log(&format!("stopped by a bug: {:?}", panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied())));

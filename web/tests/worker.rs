@@ -2,7 +2,8 @@
 //! configures the test server), with the real model: every session asks one model process and
 //! loads nothing itself; a cancel removes a waiting question and stops a running one; the model
 //! process killed (as the OOM killer would) fails only the question in flight and is started
-//! again, without the crash recovery that a killed backend causes (tests/faults.rs).
+//! again, without the crash recovery that a killed backend causes (tests/faults.rs); the batch
+//! is a server setting.
 //! The tests take turns (SERIAL): one kills the worker the others use.
 
 mod common;
@@ -112,6 +113,45 @@ async fn a_cancel_removes_a_waiting_question_and_stops_a_running_one() {
     assert_eq!(count(&after, "completed"), count(&before, "completed"), "nothing was finished for nobody: {after}");
     let sql = admin_query_one(COUNT).await;
     assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "and it answers the next question: {sql}");
+}
+
+/// Waits until the worker reports `max_in_flight` as `expected` (the model process restarts on
+/// the change), then asks it a question.
+async fn worker_serving_batches_of(expected: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok((client, connection)) = tokio_postgres::connect(&common::admin_url(), tokio_postgres::NoTls).await {
+            tokio::spawn(connection);
+            if let Ok(row) = client.query_one("SELECT nl2sql_stats()", &[]).await {
+                let status: Value = row.get(0);
+                if status["max_in_flight"] == expected {
+                    return status;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the worker did not take nl2sql.worker_batch = {expected} within 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// nl2sql.worker_batch is the server's: a reload restarts the model process with the new batch,
+/// and a session cannot set it for itself.
+#[tokio::test]
+async fn the_batch_is_a_server_setting_that_a_reload_applies() {
+    let _turn = SERIAL.lock().await;
+    let (session, _pid, _) = watched_session().await;
+    let refused = session.batch_execute("SET nl2sql.worker_batch = 2").await.expect_err("a session cannot change the server's batch");
+    assert_eq!(sqlstate(&refused).as_deref(), Some("55P02"), "{refused}"); // cannot be changed now
+
+    admin("ALTER SYSTEM SET nl2sql.worker_batch = 2").await;
+    admin("SELECT pg_reload_conf()").await;
+    let two = worker_serving_batches_of(2).await;
+    admin("ALTER SYSTEM RESET nl2sql.worker_batch").await;
+    admin("SELECT pg_reload_conf()").await;
+    let eight = worker_serving_batches_of(8).await;
+    assert_ne!(two["pid"], eight["pid"], "each change started a new model process");
+    let sql = admin_query_one(COUNT).await;
+    assert!(sql.as_str().unwrap().to_lowercase().contains("count"), "and it answers: {sql}");
 }
 
 #[tokio::test]
