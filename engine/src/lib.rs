@@ -132,9 +132,7 @@ impl Engine {
 
     /// Changes the token limit (threads and device are fixed once the model is loaded).
     pub fn set_max_new_tokens(&mut self, max_new_tokens: usize) -> Result<()> {
-        let settings = Settings { max_new_tokens, ..self.settings.clone() };
-        settings.validate()?;
-        self.settings = settings;
+        self.settings = self.settings.with_max_new_tokens(max_new_tokens)?;
         Ok(())
     }
 

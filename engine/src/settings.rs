@@ -100,6 +100,14 @@ impl Settings {
         THREADS.check("threads", self.threads, " (usually the number of physical cores)")?;
         MAX_NEW_TOKENS.check("max_new_tokens", self.max_new_tokens, "")
     }
+
+    /// These settings with another token limit (the one setting that may change per call),
+    /// checked.
+    pub fn with_max_new_tokens(&self, max_new_tokens: usize) -> Result<Self> {
+        let settings = Self { max_new_tokens, ..self.clone() };
+        settings.validate()?;
+        Ok(settings)
+    }
 }
 
 static APPLIED_THREADS: OnceLock<usize> = OnceLock::new();

@@ -210,7 +210,7 @@ impl Worker {
         }
         let constraint = schema.map(SchemaConstraint::new);
         let loaded = self.loaded()?;
-        Settings { max_new_tokens: options.max_new_tokens, ..loaded.engine.settings().clone() }.validate()?;
+        loaded.engine.settings().with_max_new_tokens(options.max_new_tokens)?;
         let passes = loaded.batcher.generation();
         loaded.engine.complete_with(&passes, prompt, constraint.as_ref(), options.max_new_tokens, options.statement_cache, caller)
     }
