@@ -67,6 +67,7 @@ pub struct Completion {
     pub prompt_tokens: usize,
     /// Prompt tokens whose attention state came from the prefix cache.
     pub cached_tokens: usize,
+    /// Tokens of the reply, the opening computed with the prompt included (see [`complete`]).
     pub generated_tokens: usize,
     /// Forward passes after the prompt (the first token comes from the prompt's pass).
     pub decode_steps: usize,
