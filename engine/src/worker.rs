@@ -138,9 +138,12 @@ struct Loaded {
 /// The serving side: the model (once loaded) and what the worker has done. Each request is
 /// answered in a thread of its own; the model is shared, its passes batched.
 struct Worker {
+    /// Fixed for the process's life (a change of the settings starts another process).
+    model_path: PathBuf,
+    max_in_flight: usize,
     loaded: Mutex<Option<Arc<Loaded>>>,
     tally: Mutex<Tally>,
-    /// Requests being answered, at most `status.max_in_flight`; the next connection is accepted
+    /// Requests being answered, at most `max_in_flight`; the next connection is accepted
     /// when one ends, so the kernel's listen queue keeps the rest in order.
     in_flight: Mutex<usize>,
     slot_freed: Condvar,
@@ -181,11 +184,8 @@ impl Worker {
         if let Some(loaded) = loaded.as_ref() {
             return Ok(loaded.clone());
         }
-        let (path, settings) = {
-            let tally = lock(&self.tally);
-            (tally.status.model_path.clone(), tally.status.settings.clone())
-        };
-        let engine = Arc::new(Engine::load(&path, settings)?);
+        let settings = lock(&self.tally).status.settings.clone();
+        let engine = Arc::new(Engine::load(&self.model_path, settings)?);
         {
             let mut tally = lock(&self.tally);
             tally.status.settings = engine.settings().clone();
@@ -196,8 +196,8 @@ impl Worker {
     }
 
     fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
-        let model_path = lock(&self.tally).status.model_path.clone();
-        if options.model_path != model_path {
+        let model_path = &self.model_path;
+        if options.model_path != *model_path {
             // A file that is not there is the first thing to say (with how to fetch the model).
             if !options.model_path.exists() {
                 return Err(Error::ModelNotFound { path: options.model_path.clone() });
@@ -263,9 +263,8 @@ impl Worker {
     /// until the guard is dropped (also when a request's thread panics: one bug costs one answer,
     /// not a place for ever).
     fn take_slot(&self) -> Slot<'_> {
-        let most = lock(&self.tally).status.max_in_flight;
         let mut in_flight = lock(&self.in_flight);
-        while *in_flight >= most {
+        while *in_flight >= self.max_in_flight {
             in_flight = self.slot_freed.wait(in_flight).unwrap_or_else(PoisonError::into_inner);
         }
         *in_flight += 1;
@@ -352,7 +351,7 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, m
     let pid = std::process::id();
     let status = WorkerStatus {
         pid,
-        model_path,
+        model_path: model_path.clone(),
         settings,
         load_time: None,
         completed: 0,
@@ -369,6 +368,8 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, m
         max_in_flight,
     };
     let worker = Worker {
+        model_path,
+        max_in_flight,
         loaded: Mutex::new(None),
         tally: Mutex::new(Tally { status, generation_ms: VecDeque::new(), queue_wait_ms: VecDeque::new() }),
         in_flight: Mutex::new(0),
