@@ -17,12 +17,6 @@ const LOOP_MIN_TOKENS: usize = 4;
 /// these is allowed.
 const RANKED_CANDIDATES: usize = 256;
 
-/// How a reply under the constraint begins: the system prompt asks for the SQL in a ```sql code
-/// block and nothing else, and the model writes exactly this first. Local decoding feeds it with
-/// the prompt instead of spending a decoding pass on each of its tokens (three of a typical
-/// reply's 25 to 60).
-pub(crate) const REPLY_OPENING: &str = "```sql\n";
-
 /// What token ids spell.
 pub(crate) trait Vocabulary {
     /// The bytes token `id` stands for (nothing for control tokens).

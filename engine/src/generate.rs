@@ -7,7 +7,7 @@ use crate::model::Model;
 use crate::prefix_cache::PrefixCache;
 use crate::prompt::ChatPrompt;
 use crate::constraint::SchemaConstraint;
-use crate::constrained::{Constrained, Ranking, Reply, Step, REPLY_OPENING};
+use crate::constrained::{Constrained, Ranking, Reply, Step};
 use crate::qwen2::{argmax, KvCache, Qwen2};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,6 @@ pub struct Completion {
     pub prompt_tokens: usize,
     /// Prompt tokens whose attention state came from the prefix cache.
     pub cached_tokens: usize,
-    /// Tokens of the reply, the opening computed with the prompt included (see [`complete`]).
     pub generated_tokens: usize,
     /// Forward passes after the prompt (the first token comes from the prompt's pass).
     pub decode_steps: usize,
@@ -135,9 +134,7 @@ fn feed_one(passes: &dyn Passes, token: u32, kv: &mut KvCache) -> Result<Tensor>
 
 /// Writes the reply to `prompt`, with the model's forward passes run by `passes`; the prompt's
 /// shared prefix comes from `cache`, and the whole sequence goes back into it at the end (the
-/// lock is held only for those two moments, so generations in flight share it). Under the
-/// schema constraint the reply's fixed opening ([`REPLY_OPENING`]) is computed with the prompt:
-/// the tokens are the ones the model would write, in one pass instead of one pass each.
+/// lock is held only for those two moments, so generations in flight share it).
 pub(crate) fn complete(
     model: &Model,
     passes: &dyn Passes,
@@ -157,19 +154,10 @@ pub(crate) fn complete(
         });
     }
 
-    let opening = match constraint {
-        Some(_) => model.tokenizer.encode(REPLY_OPENING)?,
-        None => Vec::new(),
-    };
-    let prompt_tokens = prompt_ids.len();
-    // `fed` always matches the positions in `kv`, so the cache can store it as is.
-    let mut fed = prompt_ids;
-    fed.extend(&opening);
-
     let started = Instant::now();
-    let (mut kv, cached_tokens) = lock(cache).lookup(&fed, config)?;
+    let (mut kv, cached_tokens) = lock(cache).lookup(&prompt_ids, config)?;
     let mut logits = None;
-    for chunk in fed[cached_tokens..].chunks(PREFILL_CHUNK) {
+    for chunk in prompt_ids[cached_tokens..].chunks(PREFILL_CHUNK) {
         // A chunk takes up to ~2 s here: the caller may cancel between its layers too.
         let computed = passes.forward(chunk, &mut kv, &mut || observer.checkpoint().is_break())?;
         logits = Some(computed.ok_or(Error::Cancelled)?);
@@ -178,13 +166,10 @@ pub(crate) fn complete(
     let prefill = started.elapsed();
 
     let decode_started = Instant::now();
+    let prompt_tokens = prompt_ids.len();
+    // `fed` always matches the positions in `kv`, so the cache can store it as is.
+    let mut fed = prompt_ids;
     let mut reply = Reply::default();
-    for &token in &opening {
-        reply.push(&model.tokenizer, token);
-    }
-    if !opening.is_empty() {
-        observer.reply(reply.shown());
-    }
     let mut constrained = constraint.map(Constrained::new);
     let mut decode_steps = 0;
     let finish = loop {
@@ -231,8 +216,7 @@ pub(crate) fn complete(
     let completion = Completion {
         text: model.tokenizer.decode(&reply.tokens)?,
         prompt_tokens,
-        // The opening may have come from the cache too (the same question again): it is reply.
-        cached_tokens: cached_tokens.min(prompt_tokens),
+        cached_tokens,
         generated_tokens: reply.tokens.len(),
         decode_steps,
         finish,

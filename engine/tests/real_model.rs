@@ -114,26 +114,6 @@ fn prefix_cache_gives_the_same_sql_as_a_cold_run() {
     assert_eq!(cold, cached);
 }
 
-/// Under the constraint the reply's opening (```sql and a line break) is computed with the
-/// prompt: the reply is the one the model writes unconstrained (which closes the fence, where the
-/// constraint stops at the statement's end), and only the tokens after the opening take a
-/// decoding pass each (the first comes from the prompt's pass, the last is not fed).
-#[test]
-fn the_constrained_replys_opening_is_computed_with_the_prompt() {
-    let mut engine = engine();
-    let schema = schema();
-    let prompt = SqlRequest::new(&schema, &Question::parse("How many orders were placed in July?").unwrap()).prompt(None);
-    let free = engine.complete(&prompt, None, &mut Quiet).unwrap();
-    let constrained = engine.complete(&prompt, Some(&SchemaConstraint::new(&schema)), &mut Quiet).unwrap();
-    assert!(free.text.starts_with("```sql\n"), "the model opens with the fence itself: {}", free.text);
-    assert_eq!(format!("{}```", constrained.text), free.text, "the same reply");
-    let opening = engine.encode("```sql\n").unwrap().len();
-    assert_eq!(opening, 3);
-    assert_eq!(constrained.decode_steps, constrained.generated_tokens - opening - 1, "no pass for the opening");
-    assert_eq!(free.decode_steps, free.generated_tokens, "unconstrained, every token takes a pass");
-    assert_eq!(constrained.prompt_tokens, free.prompt_tokens, "the opening counts as reply, not prompt");
-}
-
 #[test]
 fn max_new_tokens_cuts_the_reply() {
     let mut engine = engine();
