@@ -196,8 +196,7 @@ impl Worker {
     }
 
     fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
-        let model_path = &self.model_path;
-        if options.model_path != *model_path {
+        if options.model_path != self.model_path {
             // A file that is not there is the first thing to say (with how to fetch the model).
             if !options.model_path.exists() {
                 return Err(Error::ModelNotFound { path: options.model_path.clone() });
@@ -205,7 +204,7 @@ impl Worker {
             return Err(Error::InvalidSetting(format!(
                 "nl2sql.model_path is {} in this session, but the server's model worker serves {}; set it for the server (ALTER SYSTEM, then SELECT pg_reload_conf()), not per session",
                 options.model_path.display(),
-                model_path.display()
+                self.model_path.display()
             )));
         }
         let constraint = schema.map(SchemaConstraint::new);
