@@ -4,6 +4,13 @@
 //!
 //! The engine owns the whole exchange (what the model is told after each kind of failure, how
 //! many tries it gets); the caller only says what happened to a statement, as [`Feedback`].
+//!
+//! With several candidates (`RepairPolicy::candidates`), the first turn writes the greedy reply
+//! and more replies drawn from the model's distribution; the caller judges each one (runs it),
+//! and the answer that the most accepted candidates agree on wins, the greedy one's on a tie
+//! (execution-based self-consistency: a small model's likeliest reply is often wrong where its
+//! replies disagree, and statements that do not run drop out of the vote). Repairs stay one
+//! reply each, of the greedy candidate's failure.
 
 use crate::error::{Error, Result};
 use crate::extract::extract_sql;
@@ -69,12 +76,30 @@ pub enum Verdict<T, E> {
 /// [`crate::Engine`], or a scripted stand-in.
 pub trait SqlModel {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion>;
+
+    /// Up to `count` replies to the same prompt: the greedy one first, then replies drawn with
+    /// [`crate::Sampling::candidate`]. A model that cannot draw them (an inference server whose
+    /// sampling is its own) gives the greedy one only.
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+        let _ = count;
+        Ok(vec![self.complete(prompt, constraint, observer)?])
+    }
 }
 
-/// How many times a failed statement is shown back to the model.
+/// How many times a failed statement is shown back to the model, and how many candidates the
+/// first turn writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepairPolicy {
     pub repair_attempts: usize,
+    /// 1: the greedy reply alone.
+    pub candidates: usize,
+}
+
+impl RepairPolicy {
+    /// Repairs as given, one candidate.
+    pub const fn repairs(repair_attempts: usize) -> Self {
+        Self { repair_attempts, candidates: 1 }
+    }
 }
 
 /// An accepted statement and what the caller made of it.
@@ -84,6 +109,10 @@ pub struct Answer<T> {
     pub value: T,
     /// The attempts that failed before this one.
     pub failed: Vec<Attempt>,
+    /// Candidates written in the turn that gave this statement, and how many of the accepted
+    /// ones agreed with it (1 and 1 without candidates).
+    pub candidates: usize,
+    pub votes: usize,
     /// Time spent in the model, and in the caller's judgement, over all attempts.
     pub generation: Duration,
     pub judging: Duration,
@@ -113,13 +142,15 @@ impl<E> From<Error> for Failure<E> {
 
 /// Asks for SQL, hands each statement to `judge`, and repairs as the policy allows. Only the
 /// last failed attempt is shown to the model: a longer history costs prompt time and, with a
-/// small model, tends to make it repeat earlier mistakes.
+/// small model, tends to make it repeat earlier mistakes. `same_answer` says whether two accepted
+/// statements' outcomes agree, for the vote between candidates.
 pub fn converse<T, E>(
     model: &mut dyn SqlModel,
     request: &SqlRequest,
     policy: RepairPolicy,
     observer: &mut dyn Observer,
     mut judge: impl FnMut(&str) -> Verdict<T, E>,
+    same_answer: impl Fn(&T, &T) -> bool,
 ) -> std::result::Result<Answer<T>, Failure<E>> {
     let mut failed: Vec<Attempt> = Vec::new();
     let (mut generation, mut judging) = (Duration::ZERO, Duration::ZERO);
@@ -127,22 +158,55 @@ pub fn converse<T, E>(
     for attempt in 1..=1 + policy.repair_attempts {
         observer.attempt(attempt);
         let started = Instant::now();
-        let completion = model.complete(&request.prompt(failed.last()), constraint.as_ref(), observer)?;
-        generation += started.elapsed();
-        let Some(sql) = extract_sql(&completion.text) else {
-            failed.push(Attempt { reply: completion.text, sql: None, feedback: Feedback::NoSql });
-            continue;
+        let prompt = request.prompt(failed.last());
+        let completions = match policy.candidates {
+            count if attempt == 1 && count > 1 => model.complete_candidates(&prompt, constraint.as_ref(), count, observer)?,
+            _ => vec![model.complete(&prompt, constraint.as_ref(), observer)?],
         };
-        let started = Instant::now();
-        let verdict = judge(&sql);
-        judging += started.elapsed();
-        match verdict {
-            Verdict::Accept(value) => return Ok(Answer { sql, value, failed, generation, judging }),
-            Verdict::Stop(error) => return Err(Failure::Stopped { sql, error }),
-            Verdict::Repair(feedback) => failed.push(Attempt { reply: completion.text, sql: Some(sql), feedback }),
+        generation += started.elapsed();
+        let candidates = completions.len();
+        let mut accepted: Vec<(String, T)> = Vec::new();
+        let mut first: Option<std::result::Result<Attempt, (String, E)>> = None;
+        for (index, completion) in completions.into_iter().enumerate() {
+            let outcome = match extract_sql(&completion.text) {
+                None => Err(Ok(Attempt { reply: completion.text, sql: None, feedback: Feedback::NoSql })),
+                Some(sql) => {
+                    let started = Instant::now();
+                    let verdict = judge(&sql);
+                    judging += started.elapsed();
+                    match verdict {
+                        Verdict::Accept(value) => Ok((sql, value)),
+                        Verdict::Repair(feedback) => Err(Ok(Attempt { reply: completion.text, sql: Some(sql), feedback })),
+                        Verdict::Stop(error) => Err(Err((sql, error))),
+                    }
+                }
+            };
+            match outcome {
+                Ok(statement) => accepted.push(statement),
+                // The greedy candidate's failure is what a repair shows (or what stops).
+                Err(failure) if index == 0 => first = Some(failure),
+                Err(_) => {}
+            }
+        }
+        if let Some((sql, value, votes)) = vote(accepted, &same_answer) {
+            return Ok(Answer { sql, value, failed, candidates, votes, generation, judging });
+        }
+        match first.expect("a turn without an accepted statement has a failed first candidate") {
+            Ok(attempt) => failed.push(attempt),
+            Err((sql, error)) => return Err(Failure::Stopped { sql, error }),
         }
     }
     Err(Failure::NoValidQuery { attempts: failed })
+}
+
+/// The accepted statement whose outcome the most others share, and how many share it (itself
+/// included); on a tie, the earliest (the greedy candidate comes first).
+fn vote<T>(accepted: Vec<(String, T)>, same_answer: &impl Fn(&T, &T) -> bool) -> Option<(String, T, usize)> {
+    let agreeing = |i: usize| accepted.iter().filter(|(_, other)| same_answer(&accepted[i].1, other)).count();
+    let votes: Vec<usize> = (0..accepted.len()).map(agreeing).collect();
+    let best = (0..accepted.len()).max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a)))?;
+    let (sql, value) = accepted.into_iter().nth(best).expect("an index of the accepted");
+    Some((sql, value, votes[best]))
 }
 
 #[cfg(test)]
@@ -165,6 +229,11 @@ pub(crate) mod tests {
     }
 
     impl SqlModel for ScriptedModel {
+        /// The next `count` replies, as candidates of one turn.
+        fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+            (0..count).map(|_| self.complete(prompt, constraint, observer)).collect()
+        }
+
         fn complete(&mut self, prompt: &ChatPrompt, _: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
             self.prompts.push(prompt.clone());
             let text = self.replies.pop().expect("the script has a reply for every prompt").to_owned();
@@ -205,13 +274,13 @@ pub(crate) mod tests {
         }
     }
 
-    const ONE_REPAIR: RepairPolicy = RepairPolicy { repair_attempts: 1 };
+    const ONE_REPAIR: RepairPolicy = RepairPolicy::repairs(1);
 
     #[test]
     fn a_good_first_statement_is_accepted_without_repair() {
         let question = Question::parse("Total?").unwrap();
         let mut model = ScriptedModel::new(&["```sql\nSELECT sum(price) FROM sales;\n```"]);
-        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge).unwrap();
+        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge, |a, b| a == b).unwrap();
         assert_eq!(answer.sql, "SELECT sum(price) FROM sales");
         assert_eq!(answer.attempts(), 1);
         assert_eq!(model.prompts.len(), 1);
@@ -221,7 +290,7 @@ pub(crate) mod tests {
     fn a_failed_statement_is_shown_back_with_the_error_detail_and_hint() {
         let question = Question::parse("Total?").unwrap();
         let mut model = ScriptedModel::new(&["```sql\nSELECT sum(prize) FROM sales\n```", "```sql\nSELECT sum(price) FROM sales\n```"]);
-        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge).unwrap();
+        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge, |a, b| a == b).unwrap();
         assert_eq!(answer.attempts(), 2);
         let repair = &model.prompts[1].messages;
         let roles: Vec<Role> = repair.iter().map(|m| m.role).collect();
@@ -237,7 +306,7 @@ pub(crate) mod tests {
     fn a_reply_without_sql_is_shown_back_as_prose_not_as_sql() {
         let question = Question::parse("Total?").unwrap();
         let mut model = ScriptedModel::new(&["I am not sure which table you mean.", "SELECT sum(price) FROM sales"]);
-        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge).unwrap();
+        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge, |a, b| a == b).unwrap();
         assert_eq!(answer.failed[0].feedback, Feedback::NoSql);
         let repair = &model.prompts[1].messages;
         assert_eq!(repair[2].content, "I am not sure which table you mean.", "the reply verbatim, not fenced as SQL");
@@ -256,7 +325,7 @@ pub(crate) mod tests {
                 Verdict::Accept(())
             }
         };
-        converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, refuse).unwrap();
+        converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, refuse, |a, b| a == b).unwrap();
         let repair = &model.prompts[1].messages[3].content;
         assert!(repair.starts_with("nl2sql cannot run that query: DELETE statements are not allowed"), "{repair}");
     }
@@ -265,8 +334,8 @@ pub(crate) mod tests {
     fn repairs_stop_at_the_policy_limit_and_every_attempt_is_reported() {
         let question = Question::parse("Total?").unwrap();
         let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "no idea", "SELECT prize2 FROM sales"]);
-        let policy = RepairPolicy { repair_attempts: 2 };
-        match converse(&mut model, &request(&sales(), &question), policy, &mut Quiet, judge) {
+        let policy = RepairPolicy::repairs(2);
+        match converse(&mut model, &request(&sales(), &question), policy, &mut Quiet, judge, |a, b| a == b) {
             Err(Failure::NoValidQuery { attempts }) => {
                 let sql: Vec<Option<&str>> = attempts.iter().map(|a| a.sql.as_deref()).collect();
                 assert_eq!(sql, [Some("SELECT prize FROM sales"), None, Some("SELECT prize2 FROM sales")]);
@@ -274,19 +343,63 @@ pub(crate) mod tests {
             other => panic!("expected NoValidQuery, got {other:?}"),
         }
         assert_eq!(model.prompts.len(), 3);
-        let none = RepairPolicy { repair_attempts: 0 };
+        let none = RepairPolicy::repairs(0);
         let mut model = ScriptedModel::new(&["SELECT prize FROM sales"]);
-        assert!(matches!(converse(&mut model, &request(&sales(), &question), none, &mut Quiet, judge), Err(Failure::NoValidQuery { .. })));
+        assert!(matches!(converse(&mut model, &request(&sales(), &question), none, &mut Quiet, judge, |a, b| a == b), Err(Failure::NoValidQuery { .. })));
     }
 
     #[test]
     fn a_stop_verdict_ends_the_conversation_at_once() {
         let question = Question::parse("Everything").unwrap();
         let mut model = ScriptedModel::new(&["SELECT price FROM sales -- timeout"]);
-        match converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge) {
+        match converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, judge, |a, b| a == b) {
             Err(Failure::Stopped { sql, error }) => assert_eq!((sql.as_str(), error.as_str()), ("SELECT price FROM sales -- timeout", "too slow")),
             other => panic!("expected Stopped, got {other:?}"),
         }
         assert_eq!(model.prompts.len(), 1);
+    }
+
+    /// A judge that "runs" a statement: its answer is the number after `SELECT`, and SQL with
+    /// `prize` fails.
+    fn run(sql: &str) -> Verdict<String, String> {
+        match sql.contains("prize") {
+            true => Verdict::Repair(Feedback::Failed { message: "column \"prize\" does not exist".into(), detail: None, hint: None }),
+            false => Verdict::Accept(sql.split_whitespace().nth(1).unwrap_or_default().to_owned()),
+        }
+    }
+
+    const THREE_CANDIDATES: RepairPolicy = RepairPolicy { repair_attempts: 1, candidates: 3 };
+
+    #[test]
+    fn the_answer_most_candidates_agree_on_wins_over_the_greedy_one() {
+        let question = Question::parse("Total?").unwrap();
+        let mut model = ScriptedModel::new(&["SELECT 1 FROM sales", "SELECT 2 FROM sales", "SELECT 2 AS total FROM sales"]);
+        let answer = converse(&mut model, &request(&sales(), &question), THREE_CANDIDATES, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.value.as_str()), ("SELECT 2 FROM sales", "2"));
+        assert_eq!((answer.candidates, answer.votes, answer.attempts()), (3, 2, 1));
+        assert_eq!(model.prompts.len(), 1, "the candidates come from one prompt");
+    }
+
+    #[test]
+    fn on_a_tie_the_greedy_candidate_wins_and_statements_that_fail_do_not_vote() {
+        let question = Question::parse("Total?").unwrap();
+        let mut model = ScriptedModel::new(&["SELECT 1 FROM sales", "SELECT prize FROM sales", "SELECT 2 FROM sales"]);
+        let answer = converse(&mut model, &request(&sales(), &question), THREE_CANDIDATES, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.votes), ("SELECT 1 FROM sales", 1));
+
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "no SQL here", "SELECT 2 FROM sales"]);
+        let answer = converse(&mut model, &request(&sales(), &question), THREE_CANDIDATES, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.attempts()), ("SELECT 2 FROM sales", 1), "a sampled candidate saves a greedy one that fails");
+    }
+
+    #[test]
+    fn when_no_candidate_runs_the_greedy_ones_failure_is_repaired_with_one_reply() {
+        let question = Question::parse("Total?").unwrap();
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "nothing", "SELECT 3 FROM sales"]);
+        let answer = converse(&mut model, &request(&sales(), &question), THREE_CANDIDATES, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.candidates, answer.attempts()), ("SELECT 3 FROM sales", 1, 2));
+        assert_eq!(answer.failed[0].sql.as_deref(), Some("SELECT prize FROM sales"), "the greedy candidate's failure is shown back");
+        assert_eq!(model.prompts.len(), 4);
+        assert_eq!(model.prompts[3].messages[2].content, "SELECT prize FROM sales");
     }
 }

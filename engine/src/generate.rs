@@ -1,5 +1,6 @@
-//! Greedy decoding: feed the prompt (minus what the prefix cache already holds), then pick the
-//! most likely token until a stop token or the token limit.
+//! Decoding: feed the prompt (minus what the prefix cache already holds), then pick the most
+//! likely token (or, for a sampled candidate, a token drawn from the model's distribution) until
+//! a stop token or the token limit.
 
 use crate::error::{Error, Result};
 use crate::lock;
@@ -11,6 +12,8 @@ use crate::constrained::{Constrained, Ranking, Reply, Step};
 use crate::qwen2::{argmax, KvCache, Qwen2};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -89,6 +92,42 @@ impl Completion {
     }
 }
 
+/// How a candidate other than the greedy one draws its tokens: from the model's distribution at
+/// `temperature`, with a generator seeded by `seed`, so the same prompt and seed give the same
+/// reply (the statement cache and the tests rely on it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+impl Sampling {
+    /// Candidates are drawn at 0.7: diverse enough that several candidates differ where the model
+    /// is unsure, sharp enough that each stays a likely statement (the value self-consistency
+    /// papers on text-to-SQL use, and Qwen's own default).
+    pub const TEMPERATURE: f32 = 0.7;
+
+    /// The sampling of candidate `index` (1-based: candidate 0 is the greedy one).
+    pub fn candidate(index: usize) -> Self {
+        Self { temperature: Self::TEMPERATURE, seed: index as u64 }
+    }
+
+    /// The logits perturbed so that ranking them ranks tokens as drawn: the most likely of
+    /// `logit / temperature + Gumbel noise` is a draw from softmax(logits / temperature) (the
+    /// Gumbel-max trick), and, what the schema constraint needs, the most likely of any subset is a
+    /// draw from the distribution restricted to that subset. So the constraint works on a sampled
+    /// ranking exactly as on a greedy one.
+    fn perturb(&self, logits: Vec<f32>, rng: &mut impl Rng) -> Vec<f32> {
+        logits
+            .into_iter()
+            .map(|logit| {
+                let uniform: f32 = rng.random_range(f32::MIN_POSITIVE..1.0);
+                logit / self.temperature - (-uniform.ln()).ln()
+            })
+            .collect()
+    }
+}
+
 /// Every token of the vocabulary, ranked by its logit.
 struct Logits(Vec<f32>);
 
@@ -132,18 +171,20 @@ fn feed_one(passes: &dyn Passes, token: u32, kv: &mut KvCache) -> Result<Tensor>
     Ok(passes.forward(&[token], kv, &mut || false)?.expect("never stopped"))
 }
 
-/// Writes the reply to `prompt`, with the model's forward passes run by `passes`; the prompt's
-/// shared prefix comes from `cache`, and the whole sequence goes back into it at the end (the
-/// lock is held only for those two moments, so generations in flight share it).
-pub(crate) fn complete(
-    model: &Model,
-    passes: &dyn Passes,
-    cache: &Mutex<PrefixCache>,
-    prompt: &ChatPrompt,
-    max_new_tokens: usize,
-    constraint: Option<&SchemaConstraint>,
-    observer: &mut dyn Observer,
-) -> Result<Completion> {
+/// A prompt computed: the attention state of its tokens and the logits after the last one, from
+/// which any number of replies can be decoded (a copy of the state is a few reference counts).
+#[derive(Clone)]
+pub(crate) struct Prefilled {
+    prompt_ids: Vec<u32>,
+    kv: KvCache,
+    logits: Tensor,
+    cached_tokens: usize,
+    prefill: Duration,
+}
+
+/// Computes `prompt` with the model's forward passes run by `passes`, its shared prefix taken
+/// from `cache` (locked only to look up).
+pub(crate) fn prefill(model: &Model, passes: &dyn Passes, cache: &Mutex<PrefixCache>, prompt: &ChatPrompt, max_new_tokens: usize, observer: &mut dyn Observer) -> Result<Prefilled> {
     let config = model.qwen2.config();
     let prompt_ids = prompt.tokens(&model.tokenizer)?;
     if prompt_ids.len() + max_new_tokens > config.context_length {
@@ -162,9 +203,25 @@ pub(crate) fn complete(
         let computed = passes.forward(chunk, &mut kv, &mut || observer.checkpoint().is_break())?;
         logits = Some(computed.ok_or(Error::Cancelled)?);
     }
-    let mut logits = logits.expect("at least one prompt token is always computed");
-    let prefill = started.elapsed();
+    let logits = logits.expect("at least one prompt token is always computed");
+    Ok(Prefilled { prompt_ids, kv, logits, cached_tokens, prefill: started.elapsed() })
+}
 
+/// Writes the reply to a computed prompt (greedily, or drawn as `sampling` says), with the
+/// model's forward passes run by `passes`; the whole sequence goes into `cache` at the end (the
+/// lock is held only then, so generations in flight share it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decode(
+    model: &Model,
+    passes: &dyn Passes,
+    cache: &Mutex<PrefixCache>,
+    prefilled: Prefilled,
+    max_new_tokens: usize,
+    constraint: Option<&SchemaConstraint>,
+    sampling: Option<Sampling>,
+    observer: &mut dyn Observer,
+) -> Result<Completion> {
+    let Prefilled { prompt_ids, mut kv, mut logits, cached_tokens, prefill } = prefilled;
     let decode_started = Instant::now();
     let prompt_tokens = prompt_ids.len();
     // `fed` always matches the positions in `kv`, so the cache can store it as is.
@@ -172,10 +229,16 @@ pub(crate) fn complete(
     let mut reply = Reply::default();
     let mut constrained = constraint.map(Constrained::new);
     let mut decode_steps = 0;
+    let mut rng = sampling.map(|sampling| (sampling, StdRng::seed_from_u64(sampling.seed)));
     let finish = loop {
-        let step = match constrained.as_mut() {
-            Some(constrained) => constrained.choose(&model.tokenizer, &Logits(logits.to_vec1::<f32>()?), &reply),
-            None => Step::Token(argmax(&logits)?),
+        let ranking = match rng.as_mut() {
+            Some((sampling, rng)) => Some(Logits(sampling.perturb(logits.to_vec1::<f32>()?, rng))),
+            None => constrained.is_some().then(|| logits.to_vec1::<f32>()).transpose()?.map(Logits),
+        };
+        let step = match (constrained.as_mut(), ranking) {
+            (Some(constrained), Some(ranking)) => constrained.choose(&model.tokenizer, &ranking, &reply),
+            (None, Some(ranking)) => Step::Token(ranking.best(1)[0]),
+            (_, None) => Step::Token(argmax(&logits)?),
         };
         let (token, last) = match step {
             Step::Token(token) => (token, false),

@@ -52,7 +52,7 @@ pub mod worker;
 pub use constraint::SchemaConstraint;
 pub use conversation::{converse, Answer, Attempt, Failure, Feedback, RepairPolicy, SqlModel, Verdict};
 pub use error::{Error, Result};
-pub use generate::{Completion, Finish, Observer, Quiet, Timings};
+pub use generate::{Completion, Finish, Observer, Quiet, Sampling, Timings};
 pub use narrate::NarrationRequest;
 pub use prompt::{ChatPrompt, Example, GlossaryEntry, Role, SqlRequest};
 pub use question::{Question, MAX_QUESTION_CHARS};
@@ -198,14 +198,54 @@ impl Engine {
         statement_cache: bool,
         observer: &mut dyn Observer,
     ) -> Result<Completion> {
-        let key = statement_cache.then(|| statement_cache::key(prompt, constraint.map(SchemaConstraint::schema), max_new_tokens)).flatten();
-        if let Some(hit) = key.as_deref().and_then(|key| lock(&self.statements).get(key)) {
-            observer.reply(&hit.text);
-            return Ok(hit);
+        let candidate = Candidate { prompt, constraint, max_new_tokens, sampling: None, statement_cache };
+        match candidate.cached(self) {
+            Some(hit) => {
+                observer.reply(&hit.text);
+                Ok(hit)
+            }
+            None => candidate.decode(self, passes, self.prefill(passes, prompt, max_new_tokens, observer)?, observer),
         }
-        let completion = generate::complete(&self.model, passes, &self.cache, prompt, max_new_tokens, constraint, observer)?;
-        if let Some(key) = key {
-            lock(&self.statements).put(key, &completion);
+    }
+
+    /// Computes the prompt once, for candidates to decode from.
+    pub(crate) fn prefill(&self, passes: &dyn Passes, prompt: &ChatPrompt, max_new_tokens: usize, observer: &mut dyn Observer) -> Result<generate::Prefilled> {
+        generate::prefill(&self.model, passes, &self.cache, prompt, max_new_tokens, observer)
+    }
+}
+
+/// One of the replies the first turn writes for a prompt (conversation.rs): the greedy one, or
+/// one drawn with `sampling`, each kept in the statement cache under its own key.
+#[derive(Clone, Copy)]
+pub(crate) struct Candidate<'a> {
+    pub(crate) prompt: &'a ChatPrompt,
+    pub(crate) constraint: Option<&'a SchemaConstraint>,
+    pub(crate) max_new_tokens: usize,
+    pub(crate) sampling: Option<Sampling>,
+    pub(crate) statement_cache: bool,
+}
+
+impl Candidate<'_> {
+    /// Candidate `index` of a turn (0 is the greedy one).
+    pub(crate) fn nth(self, index: usize) -> Self {
+        Self { sampling: (index > 0).then(|| Sampling::candidate(index)), ..self }
+    }
+
+    fn key(&self) -> Option<String> {
+        let schema = self.constraint.map(SchemaConstraint::schema);
+        self.statement_cache.then(|| statement_cache::key(self.prompt, schema, self.max_new_tokens, self.sampling)).flatten()
+    }
+
+    /// The reply the statement cache holds for it, if it is on and has it.
+    pub(crate) fn cached(&self, engine: &Engine) -> Option<Completion> {
+        self.key().and_then(|key| lock(&engine.statements).get(&key))
+    }
+
+    /// Writes it from the computed prompt, and keeps it in the statement cache when that is on.
+    pub(crate) fn decode(&self, engine: &Engine, passes: &dyn Passes, prefilled: generate::Prefilled, observer: &mut dyn Observer) -> Result<Completion> {
+        let completion = generate::decode(&engine.model, passes, &engine.cache, prefilled, self.max_new_tokens, self.constraint, self.sampling, observer)?;
+        if let Some(key) = self.key() {
+            lock(&engine.statements).put(key, &completion);
         }
         Ok(completion)
     }
@@ -214,5 +254,25 @@ impl Engine {
 impl SqlModel for Engine {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
         self.complete_with(&self.model.qwen2, prompt, constraint, self.settings.max_new_tokens, self.statement_cache, observer)
+    }
+
+    /// The prompt computed once, then the candidates one after the other: in one process a pass
+    /// serves one sequence (the model worker decodes them together, in shared passes).
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+        let first = Candidate { prompt, constraint, max_new_tokens: self.settings.max_new_tokens, sampling: None, statement_cache: self.statement_cache };
+        let mut prefilled = None;
+        (0..count.max(1))
+            .map(|index| {
+                let candidate = first.nth(index);
+                if let Some(hit) = candidate.cached(self) {
+                    return Ok(hit);
+                }
+                if prefilled.is_none() {
+                    prefilled = Some(self.prefill(&self.model.qwen2, prompt, candidate.max_new_tokens, observer)?);
+                }
+                let prefilled = prefilled.clone().expect("computed above");
+                candidate.decode(self, &self.model.qwen2, prefilled, observer)
+            })
+            .collect()
     }
 }

@@ -80,6 +80,10 @@ pub const REPAIR_ATTEMPTS: Bounds = Bounds { default: 1, min: 0, max: 5 };
 /// the tokens per second of one; more adds little there and makes each question slower. A GPU
 /// gains from many more.
 pub const WORKER_BATCH: Bounds = Bounds { default: 8, min: 1, max: 256 };
+/// Replies the first turn writes, to vote between by their results (conversation.rs): the
+/// greedy one and the rest drawn. The model worker decodes them together (4 rows cost ~1.7x one
+/// pass on 2 CPU cores), a backend without it one after the other.
+pub const CANDIDATES: Bounds = Bounds { default: 1, min: 1, max: 8 };
 
 /// What is fixed when the model is loaded (threads, device) and what may change per call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

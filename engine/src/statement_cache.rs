@@ -1,15 +1,15 @@
-//! SQL already written, by its exact request. Decoding is greedy, so the same prompt, schema
-//! constraint and token limit give the same reply: a hit is the reply the model would write,
-//! without writing it.
+//! SQL already written, by its exact request. Decoding is greedy, or sampled with a fixed seed,
+//! so the same prompt, schema constraint, token limit and sampling give the same reply: a hit is
+//! the reply the model would write, without writing it.
 //!
 //! The key is the whole request: the prompt (instructions to the model, the schema the caller may
 //! read with its comments and named values, glossary, examples, the question as
-//! [`crate::Question`] normalizes it, the caller's instructions), the constraint's schema and the
-//! token limit. So a changed catalog, another role that sees another schema, or other
+//! [`crate::Question`] normalizes it, the caller's instructions), the constraint's schema, the
+//! token limit and the sampling (none for the greedy reply, a seed for each other candidate). So a changed catalog, another role that sees another schema, or other
 //! instructions miss by construction, and there is nothing to invalidate. Only requests with a
 //! schema constraint are kept, i.e. SQL: narrations carry result rows, which are not kept.
 
-use crate::generate::Completion;
+use crate::generate::{Completion, Sampling};
 use crate::prompt::ChatPrompt;
 use crate::schema::Schema;
 use std::collections::{HashMap, VecDeque};
@@ -25,9 +25,9 @@ pub(crate) struct StatementCache {
 }
 
 /// The request as one string (JSON of its parts), or `None` for a request that is not kept.
-pub(crate) fn key(prompt: &ChatPrompt, schema: Option<&Schema>, max_new_tokens: usize) -> Option<String> {
+pub(crate) fn key(prompt: &ChatPrompt, schema: Option<&Schema>, max_new_tokens: usize, sampling: Option<Sampling>) -> Option<String> {
     let schema = schema?;
-    serde_json::to_string(&(prompt, schema, max_new_tokens)).ok()
+    serde_json::to_string(&(prompt, schema, max_new_tokens, sampling)).ok()
 }
 
 impl StatementCache {
@@ -85,7 +85,7 @@ mod tests {
     fn a_hit_is_the_same_reply_at_no_cost_and_any_part_of_the_request_misses() {
         let schema = Schema::from_ddl("CREATE TABLE t (\n  a int\n);").unwrap();
         let mut cache = StatementCache::default();
-        let stored = key(&prompt("How many?"), Some(&schema), 256).unwrap();
+        let stored = key(&prompt("How many?"), Some(&schema), 256, None).unwrap();
         cache.put(stored.clone(), &completion("SELECT count(*) FROM t"));
         let hit = cache.get(&stored).unwrap();
         assert_eq!((hit.text.as_str(), hit.from_cache, hit.generated_tokens), ("SELECT count(*) FROM t", true, 12));
@@ -93,20 +93,21 @@ mod tests {
 
         let other_schema = Schema::from_ddl("CREATE TABLE t (\n  a int,\n  b text\n);").unwrap();
         for other in [
-            key(&prompt("How many rows?"), Some(&schema), 256),
-            key(&prompt("How many?"), Some(&other_schema), 256),
-            key(&prompt("How many?"), Some(&schema), 128),
+            key(&prompt("How many rows?"), Some(&schema), 256, None),
+            key(&prompt("How many?"), Some(&other_schema), 256, None),
+            key(&prompt("How many?"), Some(&schema), 128, None),
+            key(&prompt("How many?"), Some(&schema), 256, Some(Sampling::candidate(1))),
         ] {
             assert!(cache.get(&other.unwrap()).is_none());
         }
-        assert_eq!(key(&prompt("How many?"), None, 256), None, "no constraint (a narration): not kept");
+        assert_eq!(key(&prompt("How many?"), None, 256, None), None, "no constraint (a narration): not kept");
     }
 
     #[test]
     fn the_oldest_statement_goes_first() {
         let schema = Schema::from_ddl("CREATE TABLE t (\n  a int\n);").unwrap();
         let mut cache = StatementCache::default();
-        let keys: Vec<String> = (0..=CAPACITY).map(|i| key(&prompt(&format!("q{i}")), Some(&schema), 256).unwrap()).collect();
+        let keys: Vec<String> = (0..=CAPACITY).map(|i| key(&prompt(&format!("q{i}")), Some(&schema), 256, None).unwrap()).collect();
         for k in &keys {
             cache.put(k.clone(), &completion("SELECT 1"));
         }

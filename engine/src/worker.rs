@@ -17,9 +17,9 @@ use crate::generate::{Completion, Observer};
 use crate::prompt::ChatPrompt;
 use crate::schema::Schema;
 use crate::settings::{self, Settings};
-use crate::batch::Batcher;
+use crate::batch::{BatchPasses, Batcher};
 use crate::lock;
-use crate::Engine;
+use crate::{Candidate, Engine};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::ops::ControlFlow;
@@ -58,9 +58,10 @@ pub struct RequestOptions {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
-    /// A completion with the schema constraint made from `schema` (none without one); `sent_at`
-    /// is when the caller sent it (milliseconds since the Unix epoch), for the queue wait.
-    Complete { prompt: ChatPrompt, schema: Option<Schema>, options: RequestOptions, sent_at: u64 },
+    /// `candidates` completions (the greedy one, then drawn ones, decoded together) with the
+    /// schema constraint made from `schema` (none without one); `sent_at` is when the caller sent
+    /// it (milliseconds since the Unix epoch), for the queue wait.
+    Complete { prompt: ChatPrompt, schema: Option<Schema>, options: RequestOptions, candidates: usize, sent_at: u64 },
     Status,
 }
 
@@ -68,7 +69,8 @@ enum Request {
 enum Event {
     /// The reply as written so far.
     Reply(String),
-    Done(Completion),
+    /// The candidates, the greedy one first.
+    Done(Vec<Completion>),
     Failed(Error),
     Status(WorkerStatus),
 }
@@ -195,7 +197,7 @@ impl Worker {
         Ok(loaded.insert(Arc::new(Loaded { engine, batcher })).clone())
     }
 
-    fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, caller: &mut Caller) -> Result<Completion> {
+    fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, candidates: usize, caller: &mut Caller) -> Result<Vec<Completion>> {
         if options.model_path != self.model_path {
             // A file that is not there is the first thing to say (with how to fetch the model).
             if !options.model_path.exists() {
@@ -210,8 +212,42 @@ impl Worker {
         let constraint = schema.map(SchemaConstraint::new);
         let loaded = self.loaded()?;
         loaded.engine.settings().with_max_new_tokens(options.max_new_tokens)?;
-        let passes = loaded.batcher.generation();
-        loaded.engine.complete_with(&passes, prompt, constraint.as_ref(), options.max_new_tokens, options.statement_cache, caller)
+        let engine = &loaded.engine;
+        let first = Candidate { prompt, constraint: constraint.as_ref(), max_new_tokens: options.max_new_tokens, sampling: None, statement_cache: options.statement_cache };
+        let count = candidates.clamp(settings::CANDIDATES.min, settings::CANDIDATES.max);
+        let mut completions: Vec<Option<Completion>> = (0..count).map(|index| first.nth(index).cached(engine)).collect();
+        if let Some(Some(hit)) = completions.first() {
+            caller.reply(&hit.text);
+        }
+        let missing: Vec<usize> = (0..count).filter(|&index| completions[index].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(completions.into_iter().flatten().collect());
+        }
+        // The prompt is computed once. Then every candidate still to write is in flight before
+        // the first decoding pass, so that the batcher gathers them all into each pass, and each
+        // leaves (its passes dropped) as soon as it ends. The greedy candidate shows its reply to
+        // the caller as it is written; the others only watch for the caller leaving.
+        let prefilled = engine.prefill(&loaded.batcher.generation(), prompt, options.max_new_tokens, caller)?;
+        let passes: Vec<BatchPasses<'_>> = missing.iter().map(|_| loaded.batcher.generation()).collect();
+        let stream = caller.stream;
+        let written: Vec<Result<Completion>> = std::thread::scope(|threads| {
+            let (mut greedy, mut drawn) = (None, Vec::new());
+            for (&index, passes) in missing.iter().zip(passes) {
+                let (candidate, prefilled) = (first.nth(index), prefilled.clone());
+                if index == 0 {
+                    greedy = Some((candidate, passes, prefilled));
+                    continue;
+                }
+                drawn.push(threads.spawn(move || candidate.decode(engine, &passes, prefilled, &mut Caller { stream, gone: false, shows_replies: false })));
+            }
+            let greedy = greedy.map(|(candidate, passes, prefilled)| candidate.decode(engine, &passes, prefilled, caller));
+            let drawn = drawn.into_iter().map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            greedy.into_iter().chain(drawn).collect()
+        });
+        for (index, completion) in missing.into_iter().zip(written) {
+            completions[index] = Some(completion?);
+        }
+        Ok(completions.into_iter().flatten().collect())
     }
 
     fn answer(&self, stream: UnixStream) -> std::io::Result<()> {
@@ -219,18 +255,18 @@ impl Worker {
         let mut line = String::new();
         BufReader::new(&stream).read_line(&mut line)?;
         let request: Request = serde_json::from_str(&line).map_err(std::io::Error::other)?;
-        let mut caller = Caller { stream: &stream, gone: false };
+        let mut caller = Caller { stream: &stream, gone: false, shows_replies: true };
         let event = match request {
             Request::Status => Event::Status(self.status()),
-            Request::Complete { prompt, schema, options, sent_at } => {
+            Request::Complete { prompt, schema, options, candidates, sent_at } => {
                 push_recent(&mut lock(&self.tally).queue_wait_ms, now_ms().saturating_sub(sent_at) as f64);
                 // A caller that gave up while it waited in the queue costs nothing.
-                let outcome = if caller.hung_up() { Err(Error::Cancelled) } else { self.complete(&prompt, schema.as_ref(), &options, &mut caller) };
+                let outcome = if caller.hung_up() { Err(Error::Cancelled) } else { self.complete(&prompt, schema.as_ref(), &options, candidates, &mut caller) };
                 let mut tally = lock(&self.tally);
                 match outcome {
-                    Ok(completion) => {
-                        tally.count(&completion);
-                        Event::Done(completion)
+                    Ok(completions) => {
+                        completions.iter().for_each(|completion| tally.count(completion));
+                        Event::Done(completions)
                     }
                     Err(Error::Cancelled) => {
                         tally.status.cancelled += 1;
@@ -302,6 +338,8 @@ struct Caller<'a> {
     stream: &'a UnixStream,
     /// A write failed: the caller is gone.
     gone: bool,
+    /// Whether the reply is sent as it is written (only one writer per connection).
+    shows_replies: bool,
 }
 
 impl Caller<'_> {
@@ -332,6 +370,9 @@ impl Observer for Caller<'_> {
     }
 
     fn reply(&mut self, text: &str) {
+        if !self.shows_replies {
+            return;
+        }
         let _ = self.send(&Event::Reply(text.to_owned())); // a failure ends it at the next checkpoint
     }
 }
@@ -495,14 +536,20 @@ impl WorkerClient {
 
 impl SqlModel for WorkerClient {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
+        let mut completions = self.complete_candidates(prompt, constraint, 1, observer)?;
+        Ok(completions.remove(0))
+    }
+
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
         let request = Request::Complete {
             prompt: prompt.clone(),
             schema: constraint.map(|c| c.schema().clone()),
             options: self.options.clone(),
+            candidates: count,
             sent_at: now_ms(),
         };
         match self.ask(&request, observer)? {
-            Event::Done(completion) => Ok(completion),
+            Event::Done(completions) if !completions.is_empty() => Ok(completions),
             Event::Failed(error) => Err(error),
             other => Err(self.unavailable(format!("unexpected answer {other:?}"))),
         }

@@ -68,7 +68,7 @@ fn sql_for(engine: &mut Engine, question: &str) -> (String, Completion) {
     let completion = engine.complete(&request.prompt(None), Some(&SchemaConstraint::new(&schema)), &mut Quiet).unwrap();
     let accept = |_: &str| Verdict::<(), ()>::Accept(());
     let mut replay = Replay(Some(completion.clone()));
-    let answer: Answer<()> = converse(&mut replay, &request, RepairPolicy { repair_attempts: 0 }, &mut Quiet, accept).unwrap();
+    let answer: Answer<()> = converse(&mut replay, &request, RepairPolicy::repairs(0), &mut Quiet, accept, |_, _| true).unwrap();
     (answer.sql, completion)
 }
 
@@ -112,6 +112,22 @@ fn prefix_cache_gives_the_same_sql_as_a_cold_run() {
         completion.prompt_tokens
     );
     assert_eq!(cold, cached);
+}
+
+#[test]
+fn candidates_are_the_greedy_reply_then_seeded_draws() {
+    let mut engine = engine();
+    let (schema, question) = (schema(), Question::parse("Which pizza sold the most on Fridays?").unwrap());
+    let (prompt, constraint) = (SqlRequest::new(&schema, &question).prompt(None), SchemaConstraint::new(&schema));
+    let greedy = engine.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
+    let candidates = engine.complete_candidates(&prompt, Some(&constraint), 3, &mut Quiet).unwrap();
+    let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts.len(), 3);
+    assert_eq!(texts[0], greedy.text, "the first candidate is the greedy reply");
+    assert!(texts.iter().all(|text| text.contains("SELECT") && text.contains("FROM")), "{texts:#?}");
+    let again = engine.complete_candidates(&prompt, Some(&constraint), 3, &mut Quiet).unwrap();
+    assert_eq!(again.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), texts, "seeded: the same candidates each time");
+    assert_ne!(texts[1..], [texts[0], texts[0]], "the drawn candidates are not all the greedy reply: {texts:#?}");
 }
 
 #[test]

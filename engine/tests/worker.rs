@@ -151,6 +151,28 @@ fn questions_asked_at_once_are_decoded_together_in_shared_passes() {
     assert!(sequences as f64 >= 1.5 * passes as f64, "the three were mostly decoded together: {passes} passes for {sequences} sequence steps");
 }
 
+#[test]
+fn candidates_are_decoded_together_and_only_the_greedy_one_is_streamed() {
+    let (prompt, constraint) = pizza_prompt("Which pizza sold the most on Fridays?");
+    let mut client = client(worker(), &default_model_path(), false);
+    let before = client.status(&mut Quiet).unwrap();
+    let mut watcher = Watcher { replies: Vec::new(), stop_after: usize::MAX };
+    let candidates = client.complete_candidates(&prompt, Some(&constraint), 4, &mut watcher).unwrap();
+    let after = client.status(&mut Quiet).unwrap();
+
+    let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts.len(), 4);
+    assert_eq!(watcher.replies.last().map(String::as_str), Some(texts[0]), "only the greedy reply is streamed");
+    for text in &texts {
+        assert!(text.contains("SELECT") && text.contains("FROM"), "every candidate is a statement under the constraint: {text}");
+    }
+    let distinct: std::collections::BTreeSet<&str> = texts.iter().copied().collect();
+    assert!(distinct.len() >= 2, "drawn candidates differ from the greedy one somewhere: {texts:#?}");
+    assert_eq!(after.completed - before.completed, 4);
+    let (passes, sequences) = (after.forward_passes - before.forward_passes, after.pass_sequences - before.pass_sequences);
+    assert!(sequences as f64 >= 2.0 * passes as f64, "the four were mostly decoded together: {passes} passes for {sequences} sequence steps");
+}
+
 /// A fake worker that reads one request, runs `before_hanging_up`, and closes the connection
 /// without answering, as a worker stopped by a server shutdown does; its socket path.
 fn worker_that_hangs_up(before_hanging_up: impl FnOnce() + Send + 'static) -> PathBuf {

@@ -131,7 +131,7 @@ fn run() -> Result<(), String> {
                 report.setup = json!({
                     "backend": status["backend"], "endpoint": status["endpoint"],
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
-                    "repair_attempts": status["repair_attempts"], "constrained_decoding": status["constrained_decoding"],
+                    "repair_attempts": status["repair_attempts"], "candidates": status["candidates"], "constrained_decoding": status["constrained_decoding"],
                     "schema_budget_tokens": status["schema_budget_tokens"], "mention_values": status["mention_values"],
                     "examples": status["examples"],
                     "git_commit": git_commit(),

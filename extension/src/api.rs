@@ -305,6 +305,7 @@ fn nl2sql_status() -> JsonB {
         "max_rows": gucs::max_rows(),
         "statement_timeout_ms": gucs::statement_timeout_ms(),
         "repair_attempts": gucs::repair_attempts(),
+        "candidates": gucs::candidates(),
         "constrained_decoding": gucs::constrained_decoding(),
         "schema_budget_tokens": gucs::schema_budget_tokens(),
         "mention_values": gucs::mention_values(),

@@ -3,7 +3,7 @@
 //! definition of each. The `nl2sql` prefix is reserved: a misspelt `SET nl2sql.max_row` is an
 //! error, not a silently ignored placeholder.
 
-use nl2sql_engine::settings::{Bounds, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS, WORKER_BATCH};
+use nl2sql_engine::settings::{Bounds, CANDIDATES, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS, WORKER_BATCH};
 use nl2sql_engine::{DeviceChoice, Settings};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use std::ffi::{CStr, CString};
@@ -36,6 +36,7 @@ pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Cpu);
 pub static THREADS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(THREADS));
 pub static MAX_NEW_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(MAX_NEW_TOKENS));
 pub static REPAIR_ATTEMPTS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(REPAIR_ATTEMPTS));
+pub static CANDIDATES_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(CANDIDATES));
 pub static WORKER_BATCH_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(WORKER_BATCH));
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
@@ -95,6 +96,13 @@ pub fn register() {
         c"Each retry shows the model what went wrong (PostgreSQL's message, detail and hint).",
         &REPAIR_ATTEMPTS_SETTING,
         REPAIR_ATTEMPTS,
+    );
+    define_bounded(
+        c"nl2sql.candidates",
+        c"Statements the model writes for a question, to vote between by their results.",
+        c"The greedy statement and the rest drawn from the model's distribution; each is run read-only (also by nl2sql_sql), and the result most of them give wins, the greedy one's on a tie. The model worker decodes them together.",
+        &CANDIDATES_SETTING,
+        CANDIDATES,
     );
     // The server's, not a session's: it shapes the one model process all sessions share.
     GucRegistry::define_int_guc(
@@ -290,6 +298,10 @@ pub fn worker_batch() -> usize {
 
 pub fn repair_attempts() -> usize {
     REPAIR_ATTEMPTS_SETTING.get() as usize
+}
+
+pub fn candidates() -> usize {
+    CANDIDATES_SETTING.get() as usize
 }
 
 pub fn max_rows() -> usize {

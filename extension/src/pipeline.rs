@@ -12,10 +12,15 @@ use crate::question_context::Context;
 use nl2sql_engine::{converse, Answer, Failure, Feedback, Question, RepairPolicy, Verdict};
 use pgrx::PgSqlErrorCode;
 
-/// Writes SQL for the question that checks and plans; the SQL and its output columns.
+/// Writes SQL for the question that checks and plans; the SQL and its output columns. With
+/// several candidates the vote compares their results, so each is run (read-only, as the caller).
 pub fn plan_sql(question: &Question, instructions: Option<&str>, observer: &mut Backend) -> Result<Answer<Vec<String>>> {
+    if gucs::candidates() > 1 {
+        let Answer { sql, value, failed, candidates, votes, generation, judging } = run_sql(question, instructions, observer)?;
+        return Ok(Answer { sql, value: value.columns, failed, candidates, votes, generation, judging });
+    }
     let allowed = AllowedSchemas::new(&gucs::allowed_function_schemas());
-    answer_with(question, instructions, observer, |sql| judge(statement::plan(sql, &allowed)))
+    answer_with(question, instructions, observer, |sql| judge(statement::plan(sql, &allowed)), |a, b| a == b)
 }
 
 /// Writes SQL for the question and runs it; the SQL and its result.
@@ -27,7 +32,7 @@ pub fn run_sql(question: &Question, instructions: Option<&str>, observer: &mut B
             progress::phase(Phase::Running);
         }
         judge(statement::run(sql, &allowed, max_rows, timeout_ms))
-    })
+    }, ResultSet::same_answer)
 }
 
 /// A statement's fate as the conversation needs it: accepted, worth a repair, or the end.
@@ -51,11 +56,12 @@ fn answer_with<T>(
     instructions: Option<&str>,
     observer: &mut Backend,
     judge: impl FnMut(&str) -> Verdict<T, Nl2sqlError>,
+    same_answer: impl Fn(&T, &T) -> bool,
 ) -> Result<Answer<T>> {
     let context = Context::read(question, observer)?;
     let request = context.request(question, instructions);
-    let policy = RepairPolicy { repair_attempts: gucs::repair_attempts() };
-    match with_model(|model| converse(model, &request, policy, observer, judge))? {
+    let policy = RepairPolicy { repair_attempts: gucs::repair_attempts(), candidates: gucs::candidates() };
+    match with_model(|model| converse(model, &request, policy, observer, judge, same_answer))? {
         Ok(answer) => Ok(answer),
         Err(Failure::Engine(error)) => Err(error.into()),
         Err(Failure::Stopped { sql, error }) => Err(error.detail(format!("SQL: {sql}"))),

@@ -27,6 +27,20 @@ pub struct ResultSet {
     pub truncated: bool,
 }
 
+impl ResultSet {
+    /// Whether two statements gave the same answer, as the vote between candidates counts it: the
+    /// same rows in any order, whatever the columns are named (one candidate's `count` is
+    /// another's `total_orders`).
+    pub fn same_answer(&self, other: &ResultSet) -> bool {
+        let sorted_rows = |result: &ResultSet| {
+            let mut rows: Vec<String> = result.rows.iter().map(|row| Value::from(row.clone()).to_string()).collect();
+            rows.sort_unstable();
+            rows
+        };
+        self.truncated == other.truncated && self.columns.len() == other.columns.len() && sorted_rows(self) == sorted_rows(other)
+    }
+}
+
 /// Why a statement did not give a result.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatementFailure {

@@ -67,7 +67,7 @@ fn run() -> Result<(), String> {
         }
         // No database here to judge the SQL: the first statement found is the answer.
         let accept = |_: &str| Verdict::<(), String>::Accept(());
-        let answer: Answer<()> = match converse(&mut engine, &request, RepairPolicy { repair_attempts: 0 }, &mut Quiet, accept) {
+        let answer: Answer<()> = match converse(&mut engine, &request, RepairPolicy::repairs(0), &mut Quiet, accept, |_, _| true) {
             Ok(answer) => answer,
             Err(Failure::Engine(e)) => return Err(e.to_string()),
             Err(other) => return Err(format!("no SQL for {text:?}: {other:?}")),

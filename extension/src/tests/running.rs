@@ -41,6 +41,18 @@ fn running_cuts_at_max_rows_and_says_so() {
 
 /// When the statement has no timer of its own, ours stops the generated query and is gone after.
 #[pg_test]
+fn results_agree_for_the_vote_on_the_same_rows_in_any_order_whatever_the_names() {
+    let result = |sql: &str| run_checked(sql, 1000, 10_000).unwrap_or_else(|e| panic!("{sql} runs: {e:?}"));
+    let counted = result("SELECT 'a' AS name, 2 AS n UNION ALL SELECT 'b', 1");
+    assert!(counted.same_answer(&result("SELECT 'b' AS pizza, 1 AS total UNION ALL SELECT 'a', 2")), "rows in another order, other names");
+    assert!(!counted.same_answer(&result("SELECT 'a' AS name, 2 AS n")), "a row less");
+    assert!(!counted.same_answer(&result("SELECT 'a' AS name, 3 AS n UNION ALL SELECT 'b', 1")), "another value");
+    assert!(!counted.same_answer(&result("SELECT 'a' AS name UNION ALL SELECT 'b'")), "another column count");
+    let capped = run_checked("SELECT g FROM generate_series(1, 10) g", 3, 10_000).unwrap();
+    assert!(!capped.same_answer(&result("SELECT g FROM generate_series(1, 3) g")), "a result cut at the row cap is not a whole one");
+}
+
+#[pg_test]
 fn running_stops_at_nl2sql_statement_timeout() {
     let outcome = run_checked("SELECT count(*) FROM generate_series(1, 500000000)", 10, 200);
     assert!(matches!(outcome, Err(StatementFailure::TimedOut)), "{outcome:?}");

@@ -49,6 +49,15 @@ fn model_answers_demo_questions_like_the_reference_queries() {
 }
 
 #[pg_test]
+fn model_answers_with_several_candidates_voting() {
+    load_demo();
+    run("SET nl2sql.candidates = 3");
+    assert_same_rows("How many different pizza names are there?", "SELECT count(DISTINCT name) FROM pizza_sales");
+    assert_same_rows("What is the average price of a large pizza?", "SELECT avg(price) FROM pizza_sales WHERE size = 'L'");
+    run("RESET nl2sql.candidates");
+}
+
+#[pg_test]
 fn model_survives_hostile_and_odd_questions_and_narrates() {
     load_demo();
     // Injection: whatever the model writes, nothing but a SELECT can run, and what comes back is
