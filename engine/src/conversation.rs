@@ -377,7 +377,8 @@ pub(crate) mod tests {
         let answer = converse(&mut model, &request(&sales(), &question), THREE_CANDIDATES, &mut Quiet, run, |a, b| a == b).unwrap();
         assert_eq!((answer.sql.as_str(), answer.value.as_str()), ("SELECT 2 FROM sales", "2"));
         assert_eq!((answer.candidates, answer.votes, answer.attempts()), (3, 2, 1));
-        assert_eq!(model.prompts.len(), 1, "the candidates come from one prompt");
+        assert_eq!(model.prompts.len(), 3);
+        assert!(model.prompts.iter().all(|prompt| *prompt == model.prompts[0]), "the candidates answer one prompt");
     }
 
     #[test]
@@ -400,6 +401,6 @@ pub(crate) mod tests {
         assert_eq!((answer.sql.as_str(), answer.candidates, answer.attempts()), ("SELECT 3 FROM sales", 1, 2));
         assert_eq!(answer.failed[0].sql.as_deref(), Some("SELECT prize FROM sales"), "the greedy candidate's failure is shown back");
         assert_eq!(model.prompts.len(), 4);
-        assert_eq!(model.prompts[3].messages[2].content, "SELECT prize FROM sales");
+        assert_eq!(model.prompts[3].messages[2].content, "```sql\nSELECT prize FROM sales\n```");
     }
 }
