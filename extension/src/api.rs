@@ -169,6 +169,10 @@ fn nl2sql_ask(
         "truncated": result.truncated,
         "answer": words,
         "attempts": answer.attempts(),
+        // How many statements the turn wrote, and how many agreed with this one's result: an
+        // answer few candidates agree on deserves a second look.
+        "candidates": answer.candidates,
+        "votes": answer.votes,
         "timings_ms": {
             "generate": ms(answer.generation),
             "run": ms(answer.judging),

@@ -54,6 +54,10 @@ fn model_answers_with_several_candidates_voting() {
     run("SET nl2sql.candidates = 3");
     assert_same_rows("How many different pizza names are there?", "SELECT count(DISTINCT name) FROM pizza_sales");
     assert_same_rows("What is the average price of a large pizza?", "SELECT avg(price) FROM pizza_sales WHERE size = 'L'");
+    let asked = one::<JsonB>("SELECT nl2sql_ask('How many pizzas of size XL were sold?', narrate_result => false)").0;
+    assert_eq!(asked["candidates"], json!(3), "{asked}");
+    let votes = asked["votes"].as_u64().unwrap_or(0);
+    assert!((1..=3).contains(&votes), "{asked}");
     run("RESET nl2sql.candidates");
 }
 
@@ -86,6 +90,7 @@ fn model_survives_hostile_and_odd_questions_and_narrates() {
     assert!(part("generate") > 0.0 && part("narrate") > 0.0, "{timings}");
     assert!(part("total") + 3.0 >= part("generate") + part("run") + part("narrate"), "the parts fit in the total: {timings}");
     assert_eq!(asked["attempts"], json!(1), "{asked}");
+    assert_eq!((&asked["candidates"], &asked["votes"]), (&json!(1), &json!(1)), "one candidate by default: {asked}");
 
     // explain_rows on rows given by the caller.
     let narrated = one::<String>(
