@@ -170,7 +170,7 @@ fn candidates_are_decoded_together_and_only_the_greedy_one_is_streamed() {
     assert!(distinct.len() >= 2, "drawn candidates differ from the greedy one somewhere: {texts:#?}");
     assert_eq!(after.completed - before.completed, 4);
     let (passes, sequences) = (after.forward_passes - before.forward_passes, after.pass_sequences - before.pass_sequences);
-    assert!(sequences as f64 >= 2.0 * passes as f64, "the four were mostly decoded together: {passes} passes for {sequences} sequence steps");
+    assert!(sequences as f64 >= 1.5 * passes as f64, "the four were mostly decoded together: {passes} passes for {sequences} sequence steps");
 }
 
 /// A fake worker that reads one request, runs `before_hanging_up`, and closes the connection
