@@ -186,28 +186,6 @@ impl Engine {
         request.answer(self, observer)
     }
 
-    /// A completion whose forward passes `passes` runs, with the token limit and the statement
-    /// cache as given: what [`SqlModel::complete`] does with the engine's own settings, and what
-    /// the worker does for each request in flight, with the passes shared ([`batch`]).
-    pub(crate) fn complete_with(
-        &self,
-        passes: &dyn Passes,
-        prompt: &ChatPrompt,
-        constraint: Option<&SchemaConstraint>,
-        max_new_tokens: usize,
-        statement_cache: bool,
-        observer: &mut dyn Observer,
-    ) -> Result<Completion> {
-        let candidate = Candidate { prompt, constraint, max_new_tokens, sampling: None, statement_cache };
-        match candidate.cached(self) {
-            Some(hit) => {
-                observer.reply(&hit.text);
-                Ok(hit)
-            }
-            None => candidate.decode(self, passes, self.prefill(passes, prompt, max_new_tokens, observer)?, observer),
-        }
-    }
-
     /// Computes the prompt once, for candidates to decode from.
     pub(crate) fn prefill(&self, passes: &dyn Passes, prompt: &ChatPrompt, max_new_tokens: usize, observer: &mut dyn Observer) -> Result<generate::Prefilled> {
         generate::prefill(&self.model, passes, &self.cache, prompt, max_new_tokens, observer)
@@ -253,11 +231,14 @@ impl Candidate<'_> {
 
 impl SqlModel for Engine {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        self.complete_with(&self.model.qwen2, prompt, constraint, self.settings.max_new_tokens, self.statement_cache, observer)
+        let mut completions = self.complete_candidates(prompt, constraint, 1, observer)?;
+        Ok(completions.remove(0))
     }
 
-    /// The prompt computed once, then the candidates one after the other: in one process a pass
-    /// serves one sequence (the model worker decodes them together, in shared passes).
+    /// Each candidate from the statement cache when it has it (the greedy one's shown to the
+    /// observer, as if written); the prompt computed once for the rest, then they are written one
+    /// after the other: in one process a pass serves one sequence (the model worker decodes them
+    /// together, in shared passes).
     fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
         let first = Candidate { prompt, constraint, max_new_tokens: self.settings.max_new_tokens, sampling: None, statement_cache: self.statement_cache };
         let mut prefilled = None;
@@ -265,6 +246,9 @@ impl SqlModel for Engine {
             .map(|index| {
                 let candidate = first.nth(index);
                 if let Some(hit) = candidate.cached(self) {
+                    if index == 0 {
+                        observer.reply(&hit.text);
+                    }
                     return Ok(hit);
                 }
                 if prefilled.is_none() {
