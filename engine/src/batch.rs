@@ -6,10 +6,15 @@
 //! one (engine-bench's pass cost), so 8 generations in flight write about 4 times the tokens per
 //! second that one does; on a GPU the gain is larger.
 //!
-//! A pass waits, after its first request, until every generation in flight has asked, or
-//! [`GATHER`] has passed. A generation between two passes is checking candidates against the
-//! schema constraint, which usually takes a millisecond or two: waiting that long for it costs
-//! less than a pass without it, which it would then wait out before its own.
+//! A pass waits, after its first request, until every generation in flight has asked, or a
+//! gather time has passed: half the last pass's time, within [`MIN_GATHER`] and [`MAX_GATHER`]
+//! (a pass that read a long prompt says nothing of how long a decoding step takes). A generation
+//! between two passes is checking candidates against the schema constraint, which usually takes a
+//! millisecond or two, but longer on a busy machine (and in a debug build). A generation that
+//! misses a pass costs more than the wait would have: it waits out that pass, then needs one of
+//! its own (on a CPU a pass over one row costs half a pass over eight), and from then on it
+//! and the others take turns rather than sharing passes. Half a pass bounds what waiting for a
+//! generation that will not ask soon (one about to end) costs the others.
 //!
 //! Greedy decoding stays greedy, but candle's multi-row kernels round differently from its one-row
 //! ones (qwen2.rs's reference test: up to ~0.5 in logits of ~15), so a near tie can tip the other
@@ -25,8 +30,11 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a pass waits for the generations in flight that have not asked yet.
-const GATHER: Duration = Duration::from_millis(5);
+/// The least a pass waits for the generations in flight that have not asked yet.
+const MIN_GATHER: Duration = Duration::from_millis(5);
+
+/// The most a pass waits for them: about half a decoding pass over a few rows on 2 CPU cores.
+const MAX_GATHER: Duration = Duration::from_millis(50);
 
 /// How often a generation waiting for its pass asks its own `stop` (a caller that left): a pass
 /// whose every sequence was abandoned ends at the next layer, as a lone generation's does.
@@ -133,9 +141,10 @@ impl Passes for BatchPasses<'_> {
 
 /// The batcher's thread: gathers requests into passes and runs them until every sender is gone.
 fn run(engine: &Engine, requests: &Receiver<Request>, in_flight: &AtomicUsize, counts: &Counts) {
+    let mut gather = MIN_GATHER;
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
-        let deadline = Instant::now() + GATHER;
+        let deadline = Instant::now() + gather;
         while batch.len() < in_flight.load(Ordering::Acquire) {
             match requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(request) => batch.push(request),
@@ -155,7 +164,9 @@ fn run(engine: &Engine, requests: &Receiver<Request>, in_flight: &AtomicUsize, c
         }
         counts.passes.fetch_add(1, Ordering::Relaxed);
         counts.sequences.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let started = Instant::now();
         let logits = pass(engine, &mut batch);
+        gather = (started.elapsed() / 2).clamp(MIN_GATHER, MAX_GATHER);
         answer(batch, logits);
     }
 }

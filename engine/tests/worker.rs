@@ -170,7 +170,12 @@ fn candidates_are_decoded_together_and_only_the_greedy_one_is_streamed() {
     assert!(distinct.len() >= 2, "drawn candidates differ from the greedy one somewhere: {texts:#?}");
     assert_eq!(after.completed - before.completed, 4);
     let (passes, sequences) = (after.forward_passes - before.forward_passes, after.pass_sequences - before.pass_sequences);
-    assert!(sequences as f64 >= 1.5 * passes as f64, "the four were mostly decoded together: {passes} passes for {sequences} sequence steps");
+    let steps: Vec<usize> = candidates.iter().map(|c| c.decode_steps).collect();
+    eprintln!("{passes} passes for {sequences} sequence steps; decoding steps per candidate: {steps:?}");
+    // Decoded together, the four take about as many passes as the longest one has steps (and one
+    // for the prompt); taking turns, about as many as all of them have.
+    let longest = steps.iter().copied().max().unwrap_or(0);
+    assert!(passes as f64 <= 1.25 * (longest + 1) as f64, "the four were mostly decoded together: {passes} passes for {sequences} sequence steps, the longest candidate {longest} steps");
 }
 
 /// A fake worker that reads one request, runs `before_hanging_up`, and closes the connection
