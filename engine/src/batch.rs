@@ -40,9 +40,11 @@ const MAX_GATHER: Duration = Duration::from_millis(50);
 /// whose every sequence was abandoned ends at the next layer, as a lone generation's does.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// What a generation asks of a pass: its new tokens after the positions in its cache.
+/// What a generation asks of a pass: its new tokens after the positions in its cache, and the
+/// logits after how many of the last ones.
 struct Request {
     tokens: Vec<u32>,
+    outputs: usize,
     kv: KvCache,
     abandoned: Arc<AtomicBool>,
     answer: Sender<Result<Option<(Tensor, KvCache)>>>,
@@ -110,12 +112,12 @@ impl Drop for BatchPasses<'_> {
 }
 
 impl Passes for BatchPasses<'_> {
-    fn forward(&self, tokens: &[u32], kv: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
+    fn forward(&self, tokens: &[u32], outputs: usize, kv: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
         let gone = || Error::Candle("the batcher thread ended".into());
         let (answer, answered) = mpsc::channel();
         let abandoned = Arc::new(AtomicBool::new(false));
         // A clone of the cache is a few reference counts; the pass sends it back grown.
-        let request = Request { tokens: tokens.to_vec(), kv: kv.clone(), abandoned: abandoned.clone(), answer };
+        let request = Request { tokens: tokens.to_vec(), outputs, kv: kv.clone(), abandoned: abandoned.clone(), answer };
         self.requests.send(request).map_err(|_| gone())?;
         loop {
             match answered.recv_timeout(STOP_POLL) {
@@ -175,17 +177,20 @@ fn run(engine: &Engine, requests: &Receiver<Request>, in_flight: &AtomicUsize, c
 /// abandoned before the pass ended.
 fn pass(engine: &Engine, batch: &mut [Request]) -> Result<Option<Tensor>> {
     let abandoned: Vec<Arc<AtomicBool>> = batch.iter().map(|r| r.abandoned.clone()).collect();
-    let mut segments: Vec<Segment<'_>> = batch.iter_mut().map(|Request { tokens, kv, .. }| Segment { tokens, cache: kv }).collect();
+    let mut segments: Vec<Segment<'_>> = batch.iter_mut().map(|Request { tokens, outputs, kv, .. }| Segment { tokens, cache: kv, outputs: *outputs }).collect();
     let mut stop = || abandoned.iter().all(|a| a.load(Ordering::Acquire));
     Ok(engine.model.qwen2.forward_segments(&mut segments, &mut stop)?)
 }
 
-/// Sends each request its row of the pass's logits and its grown cache (or the pass's failure).
+/// Sends each request its rows of the pass's logits and its grown cache (or the pass's failure).
 fn answer(batch: Vec<Request>, logits: Result<Option<Tensor>>) {
     match logits {
         Ok(Some(logits)) => {
-            for (row, request) in batch.into_iter().enumerate() {
-                let result = logits.get(row).map(|logits| Some((logits, request.kv))).map_err(Error::from);
+            let mut row = 0;
+            for request in batch {
+                let outputs = request.outputs;
+                let result = logits.narrow(0, row, outputs).map(|logits| Some((logits, request.kv))).map_err(Error::from);
+                row += outputs;
                 let _ = request.answer.send(result);
             }
         }

@@ -244,6 +244,7 @@ pub(crate) mod tests {
                 cached_tokens: 0,
                 generated_tokens: 0,
                 decode_steps: 0,
+                drafted_tokens: 0,
                 finish: Finish::Stop,
                 timings: Timings::default(),
                 from_cache: false,

@@ -221,7 +221,7 @@ impl Candidate<'_> {
 
     /// Writes it from the computed prompt, and keeps it in the statement cache when that is on.
     pub(crate) fn decode(&self, engine: &Engine, passes: &dyn Passes, prefilled: generate::Prefilled, observer: &mut dyn Observer) -> Result<Completion> {
-        let completion = generate::decode(&engine.model, passes, &engine.cache, prefilled, self.max_new_tokens, self.constraint, self.sampling, observer)?;
+        let completion = generate::decode(&engine.model, passes, &engine.cache, prefilled, self.max_new_tokens, engine.settings.draft_tokens, self.constraint, self.sampling, observer)?;
         if let Some(key) = self.key() {
             lock(&engine.statements).put(key, &completion);
         }

@@ -241,34 +241,35 @@ impl Qwen2 {
     /// and a cancel must not wait for all of it. `None` when stopped; `cache` then holds a part
     /// of the chunk in some layers and must be dropped.
     pub(crate) fn forward_unless(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
-        let logits = self.forward_segments(&mut [Segment { tokens, cache }], stop)?;
+        let logits = self.forward_segments(&mut [Segment { tokens, cache, outputs: 1 }], stop)?;
         logits.map(|logits| logits.squeeze(0)).transpose()
     }
 
     /// One forward pass for several sequences at once, each with its own new tokens and its own
-    /// cache (its own length and positions): the logits after each segment's last token, shape
-    /// (segments, vocab). The weights are read once for all rows, which is what makes a batch
-    /// cheaper than its sequences one after another (see [`crate::Engine::pass_seconds`]);
-    /// attention stays per sequence. `None` when `stop` said so between layers (the caches must
-    /// then be dropped).
+    /// cache (its own length and positions): the logits after each segment's last `outputs`
+    /// tokens, the segments' rows one after the other, shape (sum of outputs, vocab). The weights
+    /// are read once for all rows, which is what makes a batch cheaper than its sequences one
+    /// after another (see [`crate::Engine::pass_seconds`]); attention stays per sequence. `None`
+    /// when `stop` said so between layers (the caches must then be dropped).
     pub(crate) fn forward_segments(&self, segments: &mut [Segment<'_>], stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
         let Some(hidden) = self.hidden_states(segments, stop)? else { return Ok(None) };
         let device = hidden.device();
-        let mut ends = Vec::with_capacity(segments.len());
+        let mut wanted = Vec::with_capacity(segments.len());
         let mut rows = 0u32;
         for segment in segments.iter() {
             rows += segment.tokens.len() as u32;
-            ends.push(rows - 1);
+            assert!((1..=segment.tokens.len()).contains(&segment.outputs), "logits after 1 to {} tokens, not {}", segment.tokens.len(), segment.outputs);
+            wanted.extend(rows - segment.outputs as u32..rows);
         }
-        let last_rows = hidden.squeeze(0)?.index_select(&Tensor::new(ends.as_slice(), device)?, 0)?; // (segments, embedding_length)
-        Ok(Some(self.lm_head.forward(&last_rows)?))
+        let wanted_rows = hidden.squeeze(0)?.index_select(&Tensor::new(wanted.as_slice(), device)?, 0)?; // (outputs, embedding_length)
+        Ok(Some(self.lm_head.forward(&wanted_rows)?))
     }
 
     /// Feeds `tokens` after the positions already in `cache` and returns the logits after each of
     /// them: shape (tokens, vocab): the work of one decoding step for a batch of that many
     /// requests, as far as the weights are concerned (see [`crate::Engine::pass_seconds`]).
     pub(crate) fn forward_each(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        let hidden = self.hidden_states(&mut [Segment { tokens, cache }], &mut || false)?.expect("never stopped");
+        let hidden = self.hidden_states(&mut [Segment { tokens, cache, outputs: tokens.len() }], &mut || false)?.expect("never stopped");
         self.lm_head.forward(&hidden.squeeze(0)?)
     }
 
@@ -365,6 +366,9 @@ impl Qwen2 {
 pub(crate) struct Segment<'a> {
     pub(crate) tokens: &'a [u32],
     pub(crate) cache: &'a mut KvCache,
+    /// How many of the last tokens need the logits after them (1 to all): 1, or more when the
+    /// tokens after the first are a draft to verify (see generate.rs).
+    pub(crate) outputs: usize,
 }
 
 /// Index of the largest logit: greedy decoding, so the same prompt always gives the same answer.
@@ -471,7 +475,7 @@ mod reference_tests {
         let (mut cache_a, mut cache_b) = (primed(&first[..first.len() - 1]), primed(&second));
         let together = model
             .forward_segments(
-                &mut [Segment { tokens: &first[first.len() - 1..], cache: &mut cache_a }, Segment { tokens: &encode(" 7"), cache: &mut cache_b }],
+                &mut [Segment { tokens: &first[first.len() - 1..], cache: &mut cache_a, outputs: 1 }, Segment { tokens: &encode(" 7"), cache: &mut cache_b, outputs: 1 }],
                 &mut || false,
             )
             .unwrap()

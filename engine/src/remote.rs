@@ -269,6 +269,7 @@ impl RemoteModel {
             cached_tokens: 0,
             generated_tokens: usage.completion_tokens,
             decode_steps: usage.completion_tokens.saturating_sub(1),
+            drafted_tokens: 0,
             finish: if choice.finish_reason.as_deref() == Some("length") { Finish::Length } else { Finish::Stop },
             // The server does not say how its time split between prompt and decode.
             timings: Timings { prefill: Duration::ZERO, decode: elapsed },
@@ -552,6 +553,7 @@ impl RemoteModel {
             cached_tokens: 0,
             generated_tokens: reply.tokens.len(),
             decode_steps: reply.tokens.len().saturating_sub(1),
+            drafted_tokens: 0,
             finish,
             timings: Timings { prefill: Duration::ZERO, decode: started.elapsed() },
             from_cache: false,

@@ -39,6 +39,7 @@ impl StatementCache {
             from_cache: true,
             cached_tokens: stored.prompt_tokens,
             decode_steps: 0,
+            drafted_tokens: 0,
             timings: Default::default(),
             ..stored.clone()
         })
@@ -69,6 +70,7 @@ mod tests {
             cached_tokens: 20,
             generated_tokens: 12,
             decode_steps: 11,
+            drafted_tokens: 0,
             finish: Finish::Stop,
             timings: Timings { prefill: Duration::from_millis(500), decode: Duration::from_millis(900) },
             from_cache: false,

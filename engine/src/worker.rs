@@ -116,6 +116,9 @@ pub struct WorkerStatus {
     /// Prompt tokens whose computation the prefix cache saved.
     pub cached_prompt_tokens: u64,
     pub generated_tokens: u64,
+    /// Generated tokens that were guessed from the prompt and kept (no pass of their own).
+    #[serde(default)]
+    pub drafted_tokens: u64,
     /// Over the last completions computed (cache hits excluded): time in the model.
     pub generation_ms: Percentiles,
     /// Over the last requests: time from the caller's sending to the worker's taking it up.
@@ -324,6 +327,7 @@ impl Tally {
         status.prompt_tokens += completion.prompt_tokens as u64;
         status.cached_prompt_tokens += completion.cached_tokens as u64;
         status.generated_tokens += completion.generated_tokens as u64;
+        status.drafted_tokens += completion.drafted_tokens as u64;
         if completion.from_cache {
             status.cache_hits += 1;
         } else {
@@ -401,6 +405,7 @@ pub fn serve(listener: &UnixListener, model_path: PathBuf, settings: Settings, m
         prompt_tokens: 0,
         cached_prompt_tokens: 0,
         generated_tokens: 0,
+        drafted_tokens: 0,
         generation_ms: Percentiles::default(),
         queue_wait_ms: Percentiles::default(),
         forward_passes: 0,

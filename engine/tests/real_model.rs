@@ -245,3 +245,23 @@ fn truncated_model_file_is_reported_as_truncated() {
     std::fs::remove_file(&path).unwrap();
     assert!(err.contains("truncated") && err.contains("fetch-model"), "{err}");
 }
+
+/// Where the reply copies its prompt (column names, a join's keys), tokens guessed from the
+/// prompt are kept: the same statement as without guesses, in fewer forward passes.
+#[test]
+fn guesses_from_the_prompt_save_passes_and_change_nothing_else() {
+    let question = "List the id, date, time, name, size, type and price of every sale of a large pizza.";
+    let mut plain = engine();
+    assert_eq!(plain.settings().draft_tokens, 0, "guessing is off by default");
+    plain.clear_prefix_cache();
+    let (written, without) = sql_for(&mut plain, question);
+    drop(plain);
+    let settings = Settings { draft_tokens: 4, ..Settings::default() };
+    let mut guessing = Engine::load(&default_model_path(), settings).unwrap();
+    let (guessed, with_guesses) = sql_for(&mut guessing, question);
+    eprintln!("{} tokens: {} passes with {} guesses kept, {} passes without", with_guesses.generated_tokens, with_guesses.decode_steps, with_guesses.drafted_tokens, without.decode_steps);
+    assert_eq!(guessed, written, "the same statement");
+    assert_eq!(without.drafted_tokens, 0);
+    assert!(with_guesses.drafted_tokens > 0, "a statement that lists the prompt's columns copies it: {guessed}");
+    assert_eq!(with_guesses.decode_steps + with_guesses.drafted_tokens, without.decode_steps, "every kept guess saved a pass");
+}

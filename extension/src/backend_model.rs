@@ -80,6 +80,13 @@ fn warn_about_settings_not_in_force(engine: &Engine) {
         );
         report(PgLogLevel::WARNING, &message, None);
     }
+    if requested.draft_tokens != in_force.draft_tokens {
+        let message = format!(
+            "nl2sql.draft_tokens is {}, but this backend loaded the model with {}; the setting takes effect in a new connection",
+            requested.draft_tokens, in_force.draft_tokens
+        );
+        report(PgLogLevel::WARNING, &message, None);
+    }
     if requested.device != in_force.device {
         let message = format!(
             "nl2sql.device is {}, but this backend loaded the model on {}; the setting takes effect in a new connection",

@@ -3,7 +3,7 @@
 //! definition of each. The `nl2sql` prefix is reserved: a misspelt `SET nl2sql.max_row` is an
 //! error, not a silently ignored placeholder.
 
-use nl2sql_engine::settings::{Bounds, CANDIDATES, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS, WORKER_BATCH};
+use nl2sql_engine::settings::{Bounds, CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS, WORKER_BATCH};
 use nl2sql_engine::{DeviceChoice, Settings};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use std::ffi::{CStr, CString};
@@ -38,6 +38,7 @@ pub static MAX_NEW_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(defa
 pub static REPAIR_ATTEMPTS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(REPAIR_ATTEMPTS));
 pub static CANDIDATES_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(CANDIDATES));
 pub static WORKER_BATCH_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(WORKER_BATCH));
+pub static DRAFT_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(DRAFT_TOKENS));
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 pub static STATEMENT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static ALLOWED_FUNCTION_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -88,6 +89,13 @@ pub fn register() {
         c"Fixed when the backend first loads the model. On a busy server 1 can beat 2: the kernels spin-wait.",
         &THREADS_SETTING,
         THREADS,
+    );
+    define_bounded(
+        c"nl2sql.draft_tokens",
+        c"Tokens guessed from the prompt and checked with each decoding step; 0 turns guessing off.",
+        c"Where the last tokens written occur earlier in the prompt or reply, what followed them there is fed with the next token and kept while the model agrees: fewer forward passes for the same statement. Fixed when the model is loaded (for the model worker: the server's value).",
+        &DRAFT_TOKENS_SETTING,
+        DRAFT_TOKENS,
     );
     define_bounded(c"nl2sql.max_new_tokens", c"Most tokens the model may generate per answer.", c"", &MAX_NEW_TOKENS_SETTING, MAX_NEW_TOKENS);
     define_bounded(
@@ -284,6 +292,7 @@ pub fn engine_settings() -> Settings {
             Device::Cpu => DeviceChoice::Cpu,
             Device::Cuda => DeviceChoice::Cuda(0),
         },
+        draft_tokens: DRAFT_TOKENS_SETTING.get() as usize,
     }
 }
 

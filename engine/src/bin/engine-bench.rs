@@ -1,6 +1,6 @@
 //! Engine benchmark: prints numbers, asserts nothing.
 //!
-//!   cargo run -p nl2sql-engine --release --bin engine-bench [-- --threads N]
+//!   cargo run -p nl2sql-engine --release --bin engine-bench [-- --threads N] [--draft-tokens N]
 //!
 //! For each of ten fixed questions on a sales schema: time to first token with an empty prefix
 //! cache (cold), time to first token when the schema is already cached (after another question),
@@ -49,7 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
             ("--threads", Some(n)) => settings.threads = n.parse()?,
-            _ => return Err("usage: engine-bench [--threads N]".into()),
+            ("--draft-tokens", Some(n)) => settings.draft_tokens = n.parse()?,
+            _ => return Err("usage: engine-bench [--threads N] [--draft-tokens N]".into()),
         }
     }
     let schema = Schema::from_ddl(SCHEMA)?;
@@ -57,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = default_model_path();
     let mut engine = Engine::load(&path, settings.clone())?;
     println!("model: {}", path.display());
-    println!("threads: {}", settings.threads);
+    println!("threads: {}, draft tokens: {}", settings.threads, settings.draft_tokens);
     println!("load time: {:.2} s", engine.load_time().as_secs_f64());
 
     let generate = |engine: &mut Engine, question: &str, max_new_tokens: usize, constrained: bool| -> Result<Completion, Box<dyn std::error::Error>> {
@@ -76,6 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "question", "prompt", "cold ttft", "warm ttft", "speedup", "tokens", "decode/s", "masked/s"
     );
     let (mut cold_ttft, mut warm_ttft, mut prefill_rate, mut decode_rate, mut masked_rate) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut generated, mut drafted) = (0, 0);
     for (i, question) in QUESTIONS.iter().enumerate() {
         engine.clear_prefix_cache();
         let cold = generate(&mut engine, question, MAX_NEW_TOKENS.min, false)?;
@@ -100,10 +102,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prefill_rate.push(cold.prefill_tokens_per_second());
         decode_rate.push(warm.decode_tokens_per_second());
         masked_rate.push(masked.decode_tokens_per_second());
+        for reply in [&warm, &masked] {
+            generated += reply.generated_tokens;
+            drafted += reply.drafted_tokens;
+        }
     }
     println!("\nmedian prompt speed (cold): {:.1} tokens/s", median(prefill_rate));
     let (decode, masked) = (median(decode_rate), median(masked_rate));
     println!("median decode speed: {decode:.1} tokens/s without the schema constraint, {masked:.1} with it ({:+.1}%)", (masked / decode - 1.0) * 100.0);
+    println!("tokens guessed from the prompt and kept: {drafted} of {generated} ({:.1}%)", 100.0 * drafted as f64 / generated.max(1) as f64);
     let (cold, warm) = (median(cold_ttft), median(warm_ttft));
     println!("median time to first token: cold {cold:.2} s, schema cached {warm:.2} s ({:.1}x faster)", cold / warm);
     // Whether batching requests would pay here: one pass over k tokens against one over a single

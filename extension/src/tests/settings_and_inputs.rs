@@ -12,8 +12,8 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_eq!(one::<String>("SHOW nl2sql.csv_max_size"), "1GB");
     assert!(one::<String>("SHOW nl2sql.model_path").ends_with(".gguf"));
     // The bounds are the engine's own constants.
-    use nl2sql_engine::settings::{CANDIDATES, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS};
-    for (name, bounds) in [("threads", THREADS), ("max_new_tokens", MAX_NEW_TOKENS), ("repair_attempts", REPAIR_ATTEMPTS), ("candidates", CANDIDATES)] {
+    use nl2sql_engine::settings::{CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS};
+    for (name, bounds) in [("threads", THREADS), ("max_new_tokens", MAX_NEW_TOKENS), ("repair_attempts", REPAIR_ATTEMPTS), ("candidates", CANDIDATES), ("draft_tokens", DRAFT_TOKENS)] {
         let row = value_rows(&format!("SELECT min_val::int, max_val::int, boot_val::int FROM pg_settings WHERE name = 'nl2sql.{name}'"));
         assert_eq!(row, vec![vec![json!(bounds.min), json!(bounds.max), json!(bounds.default)]], "nl2sql.{name}");
     }
@@ -21,6 +21,7 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_error("SET nl2sql.max_rows = 0", "0 is outside the valid range");
     assert_error("SET nl2sql.repair_attempts = 99", "99 is outside the valid range");
     assert_error("SET nl2sql.candidates = 0", "0 is outside the valid range");
+    assert_error("SET nl2sql.draft_tokens = 9", "9 is outside the valid range");
     assert_error("SET nl2sql.device = 'gpu'", "invalid value for parameter \"nl2sql.device\": \"gpu\"");
     // The prefix is reserved: a typo is an error, not a placeholder that does nothing.
     assert_error("SET nl2sql.max_row = 5", "invalid configuration parameter name \"nl2sql.max_row\"");
