@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_draft_is_what_followed_the_latest_earlier_occurrence_of_the_last_tokens() {
-        // "... JOIN orders o ON o.id = ... FROM orders o ON" : 7 8 follow 5 6 the second time too.
+        // 5 6 occurs twice before the end: the later one, followed by 3 5 6, is the guess.
         let fed = [1, 5, 6, 7, 8, 9, 2, 5, 6, 3, 5, 6];
         assert_eq!(draft(&fed, 4), &[3, 5, 6], "the latest occurrence, up to the end");
         assert_eq!(draft(&fed, 2), &[3, 5], "at most the limit");

@@ -234,15 +234,8 @@ impl Qwen2 {
     /// Feeds `tokens` after the positions already in `cache` and returns the logits for the token
     /// that follows the last one: shape (vocab,).
     pub(crate) fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        Ok(self.forward_unless(tokens, cache, &mut || false)?.expect("never stopped"))
-    }
-
-    /// [`Self::forward`], asking `stop` between layers: a prompt chunk takes seconds on a CPU,
-    /// and a cancel must not wait for all of it. `None` when stopped; `cache` then holds a part
-    /// of the chunk in some layers and must be dropped.
-    pub(crate) fn forward_unless(&self, tokens: &[u32], cache: &mut KvCache, stop: &mut dyn FnMut() -> bool) -> Result<Option<Tensor>> {
-        let logits = self.forward_segments(&mut [Segment { tokens, cache, outputs: 1 }], stop)?;
-        logits.map(|logits| logits.squeeze(0)).transpose()
+        let logits = self.forward_segments(&mut [Segment { tokens, cache, outputs: 1 }], &mut || false)?.expect("never stopped");
+        logits.squeeze(0)
     }
 
     /// One forward pass for several sequences at once, each with its own new tokens and its own

@@ -73,26 +73,18 @@ fn load() -> Result<Engine> {
 fn warn_about_settings_not_in_force(engine: &Engine) {
     let requested = gucs::engine_settings();
     let in_force = engine.settings();
-    if requested.threads != in_force.threads {
-        let message = format!(
-            "nl2sql.threads is {}, but this backend loaded the model with {} threads; the setting takes effect in a new connection",
-            requested.threads, in_force.threads
-        );
+    let warn = |setting: &str, requested: &dyn std::fmt::Display, loaded: String| {
+        let message = format!("nl2sql.{setting} is {requested}, but this backend loaded the model {loaded}; the setting takes effect in a new connection");
         report(PgLogLevel::WARNING, &message, None);
+    };
+    if requested.threads != in_force.threads {
+        warn("threads", &requested.threads, format!("with {} threads", in_force.threads));
     }
     if requested.draft_tokens != in_force.draft_tokens {
-        let message = format!(
-            "nl2sql.draft_tokens is {}, but this backend loaded the model with {}; the setting takes effect in a new connection",
-            requested.draft_tokens, in_force.draft_tokens
-        );
-        report(PgLogLevel::WARNING, &message, None);
+        warn("draft_tokens", &requested.draft_tokens, format!("with {}", in_force.draft_tokens));
     }
     if requested.device != in_force.device {
-        let message = format!(
-            "nl2sql.device is {}, but this backend loaded the model on {}; the setting takes effect in a new connection",
-            requested.device, in_force.device
-        );
-        report(PgLogLevel::WARNING, &message, None);
+        warn("device", &requested.device, format!("on {}", in_force.device));
     }
 }
 
