@@ -66,6 +66,9 @@ pub struct Attempt {
 pub enum Verdict<T, E> {
     /// The statement is good; this is what became of it (a plan, a result set...).
     Accept(T),
+    /// The caller revised the statement (the extension makes integer division exact) and the
+    /// revision is good: the answer's SQL is the revision, so what is shown is what ran.
+    AcceptRevised { sql: String, value: T },
     /// It failed in a way the model may be able to fix.
     Repair(Feedback),
     /// It failed in a way no rewrite will fix (e.g. it ran past its timeout): stop here.
@@ -176,6 +179,7 @@ pub fn converse<T, E>(
                     judging += started.elapsed();
                     match verdict {
                         Verdict::Accept(value) => Ok((sql, value)),
+                        Verdict::AcceptRevised { sql, value } => Ok((sql, value)),
                         Verdict::Repair(feedback) => Err(Ok(Attempt { reply: completion.text, sql: Some(sql), feedback })),
                         Verdict::Stop(error) => Err(Err((sql, error))),
                     }
@@ -276,6 +280,16 @@ pub(crate) mod tests {
     }
 
     const ONE_REPAIR: RepairPolicy = RepairPolicy::repairs(1);
+
+    #[test]
+    fn a_revision_the_judge_accepted_is_the_answer() {
+        let question = Question::parse("Share?").unwrap();
+        let mut model = ScriptedModel::new(&["```sql\nSELECT count(*) / 2 FROM sales\n```"]);
+        let revise = |sql: &str| Verdict::<usize, String>::AcceptRevised { sql: sql.replace(" / ", "::numeric / "), value: 1 };
+        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, revise, |a, b| a == b).unwrap();
+        assert_eq!(answer.sql, "SELECT count(*)::numeric / 2 FROM sales");
+        assert_eq!((answer.value, answer.attempts()), (1, 1));
+    }
 
     #[test]
     fn a_good_first_statement_is_accepted_without_repair() {

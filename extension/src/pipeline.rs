@@ -1,9 +1,11 @@
 //! How a question is answered: read the schema the caller may see, let the engine's conversation
-//! write SQL, and judge each statement here (check and plan it, or check and run it); the engine
-//! shows failures back to the model as nl2sql.repair_attempts allows.
+//! write SQL, and judge each statement here (its integer division made exact, then checked and
+//! planned, or checked and run); the engine shows failures back to the model as
+//! nl2sql.repair_attempts allows.
 
 use crate::backend_model::{with_model, Backend};
 use crate::errors::{Nl2sqlError, Result};
+use crate::exact_division;
 use crate::progress::{self, Phase};
 use crate::provenance::AllowedSchemas;
 use crate::statement::{self, ResultSet, StatementFailure};
@@ -20,7 +22,7 @@ pub fn plan_sql(question: &Question, instructions: Option<&str>, observer: &mut 
         return Ok(Answer { sql, value: value.columns, failed, candidates, votes, generation, judging });
     }
     let allowed = AllowedSchemas::new(&gucs::allowed_function_schemas());
-    answer_with(question, instructions, observer, |sql| judge(statement::plan(sql, &allowed)), |a, b| a == b)
+    answer_with(question, instructions, observer, |sql| judge_revised(sql, |sql| statement::plan(sql, &allowed)), |a, b| a == b)
 }
 
 /// Writes SQL for the question and runs it; the SQL and its result.
@@ -31,8 +33,20 @@ pub fn run_sql(question: &Question, instructions: Option<&str>, observer: &mut B
         if progress {
             progress::phase(Phase::Running);
         }
-        judge(statement::run(sql, &allowed, max_rows, timeout_ms))
+        judge_revised(sql, |sql| statement::run(sql, &allowed, max_rows, timeout_ms))
     }, ResultSet::same_answer)
+}
+
+/// Judges the statement with its integer division made exact (see exact_division), or as
+/// written when there is nothing to revise.
+fn judge_revised<T>(sql: &str, outcome: impl FnOnce(&str) -> std::result::Result<T, StatementFailure>) -> Verdict<T, Nl2sqlError> {
+    match exact_division::revise(sql) {
+        None => judge(outcome(sql)),
+        Some(revision) => match judge(outcome(&revision)) {
+            Verdict::Accept(value) => Verdict::AcceptRevised { sql: revision, value },
+            other => other,
+        },
+    }
 }
 
 /// A statement's fate as the conversation needs it: accepted, worth a repair, or the end.

@@ -225,7 +225,7 @@ unsafe fn check(text: &CStr, allowed: &AllowedSchemas) -> Result<Checked, Statem
     Ok(Checked { query, columns })
 }
 
-unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
+pub(crate) unsafe fn is_a(node: *mut pg_sys::Node, tag: pg_sys::NodeTag) -> bool {
     !node.is_null() && (*node).type_ == tag
 }
 

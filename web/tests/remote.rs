@@ -48,12 +48,16 @@ async fn chat(State(seen): State<Arc<Seen>>, Path(mode): Path<String>, headers: 
         // As OpenAI does, the reply quotes the key it was given.
         "auth" => (StatusCode::UNAUTHORIZED, format!("Incorrect API key provided: {}", auth.unwrap_or_default())).into_response(),
         "prose" => reply("I am not able to answer questions about pizzas."),
+        "ratio" => reply(RATIO_SQL),
         "invents" if body_streams(&seen) => invented_column_stream(&seen),
         "invents" => reply(INVENTED_SQL),
         "dies" => dying_stream(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+/// A ratio of two counts, written as models write it: in PostgreSQL it would truncate.
+const RATIO_SQL: &str = "```sql\nSELECT count(*) / count(DISTINCT date) AS pizzas_per_day FROM pizza_sales\n```";
 
 /// A statement with a column pizza_sales lacks (it has size).
 const INVENTED_SQL: &str = "```sql\nSELECT count(*) FROM pizza_sales WHERE pizza_colour = 'L'\n```";
@@ -193,6 +197,19 @@ async fn the_server_gets_the_local_prompt_greedy_with_the_token_limit_and_the_ke
     for message in messages {
         assert!(prompt.contains(message["content"].as_str().unwrap()), "what nl2sql_prompt() shows is what was sent: {message}");
     }
+}
+
+#[tokio::test]
+async fn a_ratio_the_model_writes_over_integers_is_answered_exactly_and_shown_as_run() {
+    let (base, _seen) = scripted_server().await;
+    let client = session(&format!("{base}/ratio/v1")).await;
+    client.batch_execute("SET nl2sql.constrained_decoding = off").await.unwrap();
+    let sql: String = client.query_one("SELECT nl2sql_sql('How many pizzas are sold per day?')", &[]).await.unwrap().get(0);
+    assert_eq!(sql, "SELECT count(*)::numeric / count(DISTINCT date) AS pizzas_per_day FROM pizza_sales");
+    let row = client.query_one("SELECT * FROM nl2sql('How many pizzas are sold per day?')", &[]).await.unwrap();
+    let per_day = row.get::<_, Value>(0)["pizzas_per_day"].as_f64().unwrap();
+    let exact: f64 = client.query_one("SELECT count(*)::float8 / count(DISTINCT date) FROM pizza_sales", &[]).await.unwrap().get(0);
+    assert!((per_day - exact).abs() < 1e-9 && per_day.fract() != 0.0, "{per_day} against {exact}");
 }
 
 #[tokio::test]
