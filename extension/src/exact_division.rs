@@ -105,7 +105,7 @@ unsafe fn walk_raw(node: *mut pg_sys::Node, written: &mut Vec<*mut pg_sys::A_Exp
         if is_a(node, pg_sys::NodeTag::T_A_Expr) {
             let expression = node as *mut pg_sys::A_Expr;
             let name = PgList::<pg_sys::Node>::from_pg((*expression).name);
-            let last = name.get_ptr(name.len().wrapping_sub(1));
+            let last = name.len().checked_sub(1).and_then(|last| name.get_ptr(last));
             let is_slash = last.is_some_and(|last| is_a(last, pg_sys::NodeTag::T_String) && CStr::from_ptr((*(last as *mut pg_sys::String)).sval) == c"/");
             if (*expression).kind == pg_sys::A_Expr_Kind::AEXPR_OP && is_slash && (*expression).location >= 0 {
                 (*(context as *mut Vec<*mut pg_sys::A_Expr>)).push(expression);
