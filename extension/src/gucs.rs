@@ -45,6 +45,7 @@ pub static ALLOWED_FUNCTION_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<
 pub static CONSTRAINED_DECODING: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static MENTION_VALUES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static STATEMENT_CACHE: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static EXACT_DIVISION: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Measured on sql-eval dev (eval/results/dev-context*): linking 18-25-table schemas (2,200-2,700
 /// tokens) down to 1,200 gained nothing (17 vs 18 of 60 correct) and cost 2.4x latency, because a
 /// schema that changes per question defeats the prefix cache. So only larger schemas are linked.
@@ -148,6 +149,14 @@ pub fn register() {
         c"Whether the model may only write names of tables and columns the caller may read.",
         c"On: generation is kept to the schema given to the model (tables after FROM, columns of the right table after alias., date columns in EXTRACT, one statement). Off: the model writes freely and the checker alone judges.",
         &CONSTRAINED_DECODING,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"nl2sql.exact_division",
+        c"Whether a generated division of two integers by a non-constant divides a numeric instead of truncating.",
+        c"PostgreSQL truncates 7 / 2 to 3, which a ratio asked in words never means: count(*) / count(DISTINCT d) runs as count(*)::numeric / count(DISTINCT d), and that is the SQL shown. A division by a constant (seconds / 60) is left alone. Off: generated SQL runs as written.",
+        &EXACT_DIVISION,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -343,6 +352,10 @@ pub fn constrained_decoding() -> bool {
 
 pub fn statement_cache() -> bool {
     STATEMENT_CACHE.get()
+}
+
+pub fn exact_division() -> bool {
+    EXACT_DIVISION.get()
 }
 
 pub fn allowed_function_schemas() -> String {

@@ -38,9 +38,9 @@ pub fn run_sql(question: &Question, instructions: Option<&str>, observer: &mut B
 }
 
 /// Judges the statement with its integer division made exact (see exact_division), or as
-/// written when there is nothing to revise.
+/// written when there is nothing to revise or nl2sql.exact_division is off.
 fn judge_revised<T>(sql: &str, outcome: impl FnOnce(&str) -> std::result::Result<T, StatementFailure>) -> Verdict<T, Nl2sqlError> {
-    match exact_division::revise(sql) {
+    match gucs::exact_division().then(|| exact_division::revise(sql)).flatten() {
         None => judge(outcome(sql)),
         Some(revision) => match judge(outcome(&revision)) {
             Verdict::Accept(value) => Verdict::AcceptRevised { sql: revision, value },
