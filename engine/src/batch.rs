@@ -7,14 +7,15 @@
 //! second that one does; on a GPU the gain is larger.
 //!
 //! A pass waits, after its first request, until every generation in flight has asked, or a
-//! gather time has passed: half the last pass's time, within [`MIN_GATHER`] and [`MAX_GATHER`]
-//! (a pass that read a long prompt says nothing of how long a decoding step takes). A generation
-//! between two passes is checking candidates against the schema constraint, which usually takes a
-//! millisecond or two, but longer on a busy machine (and in a debug build). A generation that
-//! misses a pass costs more than the wait would have: it waits out that pass, then needs one of
-//! its own (on a CPU a pass over one row costs half a pass over eight), and from then on it
-//! and the others take turns rather than sharing passes. Half a pass bounds what waiting for a
-//! generation that will not ask soon (one about to end) costs the others.
+//! gather time has passed: the last pass's time, within [`MIN_GATHER`] and [`MAX_GATHER`] (a pass
+//! that read a long prompt says nothing of how long a decoding step takes). A generation between
+//! two passes is checking candidates against the schema constraint, which usually takes a
+//! millisecond or two, but far longer on a busy machine, in a debug build, or while candle's pool
+//! still spins after a pass. A generation that misses a pass costs more than the wait would have:
+//! it waits out that pass, then needs one of its own (on a CPU a pass over one row costs half a
+//! pass over eight), and from then on it and the others take turns rather than sharing passes.
+//! So the wait is as long as a pass. A generation that ends does not make the others wait for it:
+//! it says so as it leaves ([`Message::Left`]), and the pass goes on with those still in flight.
 //!
 //! Greedy decoding stays greedy, but candle's multi-row kernels round differently from its one-row
 //! ones (qwen2.rs's reference test: up to ~0.5 in logits of ~15), so a near tie can tip the other
@@ -33,12 +34,21 @@ use std::time::{Duration, Instant};
 /// The least a pass waits for the generations in flight that have not asked yet.
 const MIN_GATHER: Duration = Duration::from_millis(5);
 
-/// The most a pass waits for them: about half a decoding pass over a few rows on 2 CPU cores.
-const MAX_GATHER: Duration = Duration::from_millis(50);
+/// The most a pass waits for them: about a decoding pass over 8 rows on 2 CPU cores.
+const MAX_GATHER: Duration = Duration::from_millis(250);
 
 /// How often a generation waiting for its pass asks its own `stop` (a caller that left): a pass
 /// whose every sequence was abandoned ends at the next layer, as a lone generation's does.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// What reaches the batcher's thread from the generations.
+enum Message {
+    /// A generation asks for a pass.
+    Pass(Request),
+    /// A generation ended (after `in_flight` counted it out): a pass waiting for every generation
+    /// in flight to ask stops waiting for it.
+    Left,
+}
 
 /// What a generation asks of a pass: its new tokens after the positions in its cache, and the
 /// logits after how many of the last ones.
@@ -59,7 +69,7 @@ struct Counts {
 
 /// Runs the passes of every generation in flight, together; see the module's comment.
 pub(crate) struct Batcher {
-    requests: Sender<Request>,
+    requests: Sender<Message>,
     in_flight: Arc<AtomicUsize>,
     counts: Arc<Counts>,
 }
@@ -102,12 +112,14 @@ impl Batcher {
 /// One generation's way to the batcher.
 pub(crate) struct BatchPasses<'a> {
     batcher: &'a Batcher,
-    requests: Sender<Request>,
+    requests: Sender<Message>,
 }
 
 impl Drop for BatchPasses<'_> {
     fn drop(&mut self) {
         self.batcher.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // The batcher's thread may be gone already (it is answering nothing then).
+        let _ = self.requests.send(Message::Left);
     }
 }
 
@@ -118,7 +130,7 @@ impl Passes for BatchPasses<'_> {
         let abandoned = Arc::new(AtomicBool::new(false));
         // A clone of the cache is a few reference counts; the pass sends it back grown.
         let request = Request { tokens: tokens.to_vec(), outputs, kv: kv.clone(), abandoned: abandoned.clone(), answer };
-        self.requests.send(request).map_err(|_| gone())?;
+        self.requests.send(Message::Pass(request)).map_err(|_| gone())?;
         loop {
             match answered.recv_timeout(STOP_POLL) {
                 Ok(result) => {
@@ -142,14 +154,20 @@ impl Passes for BatchPasses<'_> {
 }
 
 /// The batcher's thread: gathers requests into passes and runs them until every sender is gone.
-fn run(engine: &Engine, requests: &Receiver<Request>, in_flight: &AtomicUsize, counts: &Counts) {
+fn run(engine: &Engine, requests: &Receiver<Message>, in_flight: &AtomicUsize, counts: &Counts) {
     let mut gather = MIN_GATHER;
-    while let Ok(first) = requests.recv() {
+    loop {
+        let first = match requests.recv() {
+            Ok(Message::Pass(request)) => request,
+            Ok(Message::Left) => continue,
+            Err(_) => return,
+        };
         let mut batch = vec![first];
         let deadline = Instant::now() + gather;
         while batch.len() < in_flight.load(Ordering::Acquire) {
             match requests.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(request) => batch.push(request),
+                Ok(Message::Pass(request)) => batch.push(request),
+                Ok(Message::Left) => {}
                 Err(_) => break,
             }
         }
@@ -168,7 +186,7 @@ fn run(engine: &Engine, requests: &Receiver<Request>, in_flight: &AtomicUsize, c
         counts.sequences.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let started = Instant::now();
         let logits = pass(engine, &mut batch);
-        gather = (started.elapsed() / 2).clamp(MIN_GATHER, MAX_GATHER);
+        gather = started.elapsed().clamp(MIN_GATHER, MAX_GATHER);
         answer(batch, logits);
     }
 }
