@@ -1579,7 +1579,7 @@ mod tests {
             if !sql.is_char_boundary(end) {
                 continue;
             }
-            let v = c.check(sql[..end].as_bytes(), &HashMap::new());
+            let v = c.check(&sql.as_bytes()[..end], &HashMap::new());
             assert!(matches!(v, Verdict::Viable | Verdict::Complete { .. }), "{sql:?} refused at {end} ({:?}): {v:?}", &sql[..end]);
         }
     }
