@@ -133,7 +133,7 @@ fn run() -> Result<(), String> {
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
                     "repair_attempts": status["repair_attempts"], "candidates": status["candidates"], "constrained_decoding": status["constrained_decoding"],
                     "schema_budget_tokens": status["schema_budget_tokens"], "mention_values": status["mention_values"],
-                    "exact_division": status["exact_division"],
+                    "exact_arithmetic": status["exact_arithmetic"],
                     "examples": status["examples"],
                     "git_commit": git_commit(),
                     "questions": args.questions.file_name().map(|f| f.to_string_lossy().into_owned()),

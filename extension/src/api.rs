@@ -314,7 +314,7 @@ fn nl2sql_status() -> JsonB {
         "constrained_decoding": gucs::constrained_decoding(),
         "schema_budget_tokens": gucs::schema_budget_tokens(),
         "mention_values": gucs::mention_values(),
-        "exact_division": gucs::exact_division(),
+        "exact_arithmetic": gucs::exact_arithmetic(),
         "examples": gucs::examples(),
         "embedding_model_present": gucs::embedding_model_path().join("model.safetensors").is_file(),
         "allowed_function_schemas": gucs::allowed_function_schemas(),

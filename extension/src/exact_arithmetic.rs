@@ -1,15 +1,19 @@
-//! Integer division made exact in generated SQL. In PostgreSQL `7 / 2` is 3: dividing two integer
-//! quantities (counts, sums, integer columns) truncates, so "the ratio of X to Y" comes out as 0
-//! or 1. Nobody asking a question in words means that, and small models write such divisions
-//! even when told to cast (the system prompt says so). So before a generated statement is judged,
-//! every division of an integer by a non-constant integer is revised to divide a numeric
-//! (`count(*)::numeric / count(DISTINCT a)`), and the revision is what runs and what the caller is
-//! shown. A division by a constant is left alone: `seconds / 60` is a unit conversion whose
-//! truncation is usually meant ("in whole minutes").
+//! Arithmetic made exact in generated SQL, before the statement is judged; the revision is what
+//! runs and what the caller is shown. Two habits of small models give answers nobody asking in
+//! words means:
+//! - Integer division. In PostgreSQL `7 / 2` is 3: dividing two integer quantities (counts, sums,
+//!   integer columns) truncates, so "the ratio of X to Y" comes out as 0 or 1, and models write
+//!   it even when told to cast (the system prompt says so). Every division of an integer by a
+//!   non-constant integer is revised to divide a numeric (`count(*)::numeric / count(DISTINCT
+//!   a)`). A division by a constant is left alone: `seconds / 60` is a unit conversion whose
+//!   truncation is usually meant ("in whole minutes").
+//! - `CAST(x AS REAL)`. Models learned it from SQLite, where REAL is an 8-byte float; in
+//!   PostgreSQL `real` is 4 bytes, 6 significant digits (a ratio of 1.04099463 shows as 1.0409946).
+//!   A cast to `real` is revised to `double precision`, what the writer meant.
 //!
-//! The divisions are found on PostgreSQL's own analysed tree (types resolved, views not
-//! expanded), at the operator's position in the text; the revision must analyse again, with the
-//! same output columns and no truncating division left, or the statement is judged as written.
+//! Both are found on PostgreSQL's own trees (types resolved, views not expanded), at their
+//! positions in the text; the revision must analyse again, with the same output columns and
+//! nothing left to revise, or the statement is judged as written.
 
 use crate::guc_scope::{with_settings, READ_ONLY};
 use crate::statement::is_a;
@@ -27,8 +31,20 @@ const INTEGER_DIVISIONS: [&str; 9] =
 /// for numeric only, still works and the quotient is exact to the digits shown.
 const CAST: &str = "::numeric";
 
-/// `sql` with its truncating divisions made exact, or None when it has none (or does not analyse,
-/// or the revision would not analyse the same way): the statement is then judged as written.
+/// The name of double precision that replaces a written `real` or `float4`.
+const DOUBLE: &str = "double precision";
+
+/// One change to the statement's text: `remove` bytes at `at` replaced by `insert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Edit {
+    at: usize,
+    remove: usize,
+    insert: &'static str,
+}
+
+/// `sql` with its arithmetic made exact, or None when there is nothing to revise (or it does not
+/// analyse, or the revision would not analyse the same way): the statement is then judged as
+/// written.
 pub fn revise(sql: &str) -> Option<String> {
     let text = CString::new(sql).ok()?;
     let outcome = catch_pg_error(
@@ -37,12 +53,12 @@ pub fn revise(sql: &str) -> Option<String> {
                 // SAFETY: inside a transaction and our subtransaction; the trees are read before
                 // it ends.
                 unsafe {
-                    let (columns, divisions) = analyse(&text)?;
-                    if divisions.is_empty() {
+                    let (columns, edits) = analyse(sql, &text)?;
+                    if edits.is_empty() {
                         return None;
                     }
-                    let revised = insert_casts(sql, &divisions)?;
-                    let (revised_columns, left) = analyse(&CString::new(revised.as_str()).ok()?)?;
+                    let revised = apply(sql, edits)?;
+                    let (revised_columns, left) = analyse(&revised, &CString::new(revised.as_str()).ok()?)?;
                     (revised_columns == columns && left.is_empty()).then_some(revised)
                 }
             })
@@ -52,72 +68,109 @@ pub fn revise(sql: &str) -> Option<String> {
     outcome.ok().flatten()
 }
 
-/// The dividend of each division ends where its operator starts (white space aside): the cast
-/// goes there, from the last to the first so that earlier positions stay valid.
-fn insert_casts(sql: &str, divisions: &[usize]) -> Option<String> {
+/// `sql` with `edits` made, from the last to the first so that earlier positions stay valid.
+fn apply(sql: &str, mut edits: Vec<Edit>) -> Option<String> {
+    edits.sort_unstable_by_key(|edit| std::cmp::Reverse(edit.at));
+    edits.dedup();
     let mut revised = sql.to_owned();
-    let mut at: Vec<usize> = divisions.to_vec();
-    at.sort_unstable_by(|a, b| b.cmp(a));
-    at.dedup();
-    for operator in at {
-        let end = revised.get(..operator)?.trim_end().len();
-        revised.insert_str(end, CAST);
+    for Edit { at, remove, insert } in edits {
+        revised.replace_range(at..at.checked_add(remove)?, insert);
     }
     Some(revised)
 }
 
-/// Parses and analyses one statement (no rewriting: a view's own divisions are not the
-/// statement's); its output column count and the byte positions of its truncating divisions,
-/// each with every other place the same division is written. None for anything but one
-/// statement; PostgreSQL's errors are raised (the caller catches them).
-unsafe fn analyse(text: &CStr) -> Option<(usize, Vec<usize>)> {
+/// The cast that makes a division exact: the dividend ends where the operator starts (white
+/// space aside).
+fn exact_division(sql: &str, operator: usize) -> Option<Edit> {
+    Some(Edit { at: sql.get(..operator)?.trim_end().len(), remove: 0, insert: CAST })
+}
+
+/// `real` or `float4` written at `at` (a type name's position), as `double precision`.
+fn widened_real(sql: &str, at: usize) -> Option<Edit> {
+    let rest = sql.get(at..)?;
+    let word = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(rest, |end| &rest[..end]);
+    (word.eq_ignore_ascii_case("real") || word.eq_ignore_ascii_case("float4")).then_some(Edit { at, remove: word.len(), insert: DOUBLE })
+}
+
+/// Parses and analyses one statement (no rewriting: a view's own arithmetic is not the
+/// statement's); its output column count and the edits that make its arithmetic exact (each
+/// truncating division with every other place the same division is written). None for anything
+/// but one statement; PostgreSQL's errors are raised (the caller catches them).
+unsafe fn analyse(sql: &str, text: &CStr) -> Option<(usize, Vec<Edit>)> {
     let raw_statements = PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(text.as_ptr()));
     if raw_statements.len() != 1 {
         return None;
     }
     let raw = raw_statements.get_ptr(0)?;
-    // Written divisions, from a copy: analysis may scribble on the raw tree.
-    let mut written: Vec<*mut pg_sys::A_Expr> = Vec::new();
+    // Written divisions and casts, from a copy: analysis may scribble on the raw tree.
+    let mut written = Written::default();
     walk_raw(pg_sys::copyObjectImpl((*raw).stmt.cast()).cast(), &mut written);
     let query = pg_sys::parse_analyze_fixedparams(raw, text.as_ptr(), std::ptr::null_mut(), 0, std::ptr::null_mut());
     let columns = PgList::<pg_sys::TargetEntry>::from_pg((*query).targetList).iter_ptr().filter(|entry| !(**entry).resjunk).count();
-    let mut truncating: Vec<usize> = Vec::new();
-    walk(query.cast(), &mut truncating);
+    let mut analysed = Analysed::default();
+    walk(query.cast(), &mut analysed);
     // GROUP BY, ORDER BY and DISTINCT ON name the selected expression again; analysis keeps one
     // copy of it, so the division is found once, and the others must be revised with it.
-    let mut divisions = truncating.clone();
-    for &at in &truncating {
-        if let Some(&found) = written.iter().find(|&&division| (*division).location as usize == at) {
-            let same = written.iter().filter(|&&other| pg_sys::equal((*other).lexpr.cast(), (*found).lexpr.cast()) && pg_sys::equal((*other).rexpr.cast(), (*found).rexpr.cast()));
+    let mut divisions = analysed.truncating.clone();
+    for &at in &analysed.truncating {
+        if let Some(&found) = written.divisions.iter().find(|&&division| (*division).location as usize == at) {
+            let same = written.divisions.iter().filter(|&&other| pg_sys::equal((*other).lexpr.cast(), (*found).lexpr.cast()) && pg_sys::equal((*other).rexpr.cast(), (*found).rexpr.cast()));
             divisions.extend(same.map(|&other| (*other).location as usize));
         }
     }
-    Some((columns, divisions))
+    // A cast is found where it is written, and its type name said there.
+    let reals = analysed.real_casts.iter().filter_map(|&at| written.casts.iter().find(|&&cast| (*cast).location as usize == at)).map(|&cast| (*cast).typeName);
+    // One not written plainly (`pg_catalog.float4`) is left as it is; a division the edit missed
+    // is found again in the revision, which is then not made.
+    let edits = divisions.into_iter().filter_map(|at| exact_division(sql, at)).chain(reals.filter(|&name| (*name).location >= 0).filter_map(|name| widened_real(sql, (*name).location as usize)));
+    Some((columns, edits.collect()))
 }
 
-/// Collects the `/` operators written in a raw (unanalysed) tree.
-unsafe fn walk_raw(node: *mut pg_sys::Node, written: &mut Vec<*mut pg_sys::A_Expr>) {
+/// What a raw (unanalysed) tree writes that may need revising: `/` operators, and the type names
+/// of casts.
+#[derive(Default)]
+struct Written {
+    divisions: Vec<*mut pg_sys::A_Expr>,
+    casts: Vec<*mut pg_sys::TypeCast>,
+}
+
+/// What the analysed tree says needs revising, by position in the text: the truncating
+/// divisions, and the casts that turn another type (an integer, numeric, float8) into `real`
+/// (a cast of a literal, or of what is `real` already, changes no digit: comparing it with a
+/// `real` column must stay as written).
+#[derive(Default)]
+struct Analysed {
+    truncating: Vec<usize>,
+    real_casts: Vec<usize>,
+}
+
+/// Collects the `/` operators and the casts written in a raw (unanalysed) tree.
+unsafe fn walk_raw(node: *mut pg_sys::Node, written: &mut Written) {
     #[pgrx::pg_guard]
     unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
         if node.is_null() {
             return false;
         }
+        let written = &mut *(context as *mut Written);
         if is_a(node, pg_sys::NodeTag::T_A_Expr) {
             let expression = node as *mut pg_sys::A_Expr;
             let name = PgList::<pg_sys::Node>::from_pg((*expression).name);
             let last = name.len().checked_sub(1).and_then(|last| name.get_ptr(last));
             let is_slash = last.is_some_and(|last| is_a(last, pg_sys::NodeTag::T_String) && CStr::from_ptr((*(last as *mut pg_sys::String)).sval) == c"/");
             if (*expression).kind == pg_sys::A_Expr_Kind::AEXPR_OP && is_slash && (*expression).location >= 0 {
-                (*(context as *mut Vec<*mut pg_sys::A_Expr>)).push(expression);
+                written.divisions.push(expression);
             }
+        }
+        if is_a(node, pg_sys::NodeTag::T_TypeCast) && (*(node as *mut pg_sys::TypeCast)).location >= 0 {
+            written.casts.push(node.cast());
         }
         pg_sys::raw_expression_tree_walker(node, Some(walker), context)
     }
-    walker(node, (written as *mut Vec<*mut pg_sys::A_Expr>).cast());
+    walker(node, (written as *mut Written).cast());
 }
 
-/// Collects the truncating divisions of `node` and of every query and expression inside it.
-unsafe fn walk(node: *mut pg_sys::Node, truncating: &mut Vec<usize>) {
+/// Collects what needs revising in `node` and in every query and expression inside it.
+unsafe fn walk(node: *mut pg_sys::Node, analysed: &mut Analysed) {
     #[pgrx::pg_guard]
     unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
         if node.is_null() {
@@ -126,14 +179,19 @@ unsafe fn walk(node: *mut pg_sys::Node, truncating: &mut Vec<usize>) {
         if is_a(node, pg_sys::NodeTag::T_Query) {
             return pg_sys::query_tree_walker(node.cast(), Some(walker), context, 0);
         }
+        let analysed = &mut *(context as *mut Analysed);
         if is_a(node, pg_sys::NodeTag::T_OpExpr) {
-            if let Some(at) = truncating_division(node.cast()) {
-                (*(context as *mut Vec<usize>)).push(at);
+            analysed.truncating.extend(truncating_division(node.cast()));
+        }
+        if is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+            let function = &*(node as *mut pg_sys::FuncExpr);
+            if function.funcformat == pg_sys::CoercionForm::COERCE_EXPLICIT_CAST && function.funcresulttype == pg_sys::FLOAT4OID && function.location >= 0 {
+                analysed.real_casts.push(function.location as usize);
             }
         }
         pg_sys::expression_tree_walker(node, Some(walker), context)
     }
-    walker(node, (truncating as *mut Vec<usize>).cast());
+    walker(node, (analysed as *mut Analysed).cast());
 }
 
 /// Where `/` is written, if `operator` divides two integers and the divisor is not a constant.

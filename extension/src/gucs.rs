@@ -45,7 +45,7 @@ pub static ALLOWED_FUNCTION_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<
 pub static CONSTRAINED_DECODING: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static MENTION_VALUES: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static STATEMENT_CACHE: GucSetting<bool> = GucSetting::<bool>::new(true);
-pub static EXACT_DIVISION: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static EXACT_ARITHMETIC: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Measured on sql-eval dev (eval/results/dev-context*): linking 18-25-table schemas (2,200-2,700
 /// tokens) down to 1,200 gained nothing (17 vs 18 of 60 correct) and cost 2.4x latency, because a
 /// schema that changes per question defeats the prefix cache. So only larger schemas are linked.
@@ -153,10 +153,10 @@ pub fn register() {
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
-        c"nl2sql.exact_division",
-        c"Whether a generated division of two integers by a non-constant divides a numeric instead of truncating.",
-        c"PostgreSQL truncates 7 / 2 to 3, which a ratio asked in words never means: count(*) / count(DISTINCT d) runs as count(*)::numeric / count(DISTINCT d), and that is the SQL shown. A division by a constant (seconds / 60) is left alone. Off: generated SQL runs as written.",
-        &EXACT_DIVISION,
+        c"nl2sql.exact_arithmetic",
+        c"Whether generated SQL's integer divisions by a non-constant and casts to real are made exact before it runs.",
+        c"PostgreSQL truncates 7 / 2 to 3, which a ratio asked in words never means: count(*) / count(DISTINCT d) runs as count(*)::numeric / count(DISTINCT d). CAST(x AS REAL), an 8-byte float in SQLite where models learned it, is 4 bytes here: it runs as CAST(x AS double precision). The SQL shown is the SQL that ran. A division by a constant (seconds / 60) is left alone. Off: generated SQL runs as written.",
+        &EXACT_ARITHMETIC,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -354,8 +354,8 @@ pub fn statement_cache() -> bool {
     STATEMENT_CACHE.get()
 }
 
-pub fn exact_division() -> bool {
-    EXACT_DIVISION.get()
+pub fn exact_arithmetic() -> bool {
+    EXACT_ARITHMETIC.get()
 }
 
 pub fn allowed_function_schemas() -> String {

@@ -24,7 +24,7 @@ pub mod backend_model;
 pub mod csv_load;
 pub mod csv_types;
 pub mod errors;
-pub mod exact_division;
+pub mod exact_arithmetic;
 pub mod examples;
 pub mod glossary;
 pub mod guc_scope;

@@ -5,7 +5,7 @@
 
 use crate::backend_model::{with_model, Backend};
 use crate::errors::{Nl2sqlError, Result};
-use crate::exact_division;
+use crate::exact_arithmetic;
 use crate::progress::{self, Phase};
 use crate::provenance::AllowedSchemas;
 use crate::statement::{self, ResultSet, StatementFailure};
@@ -37,10 +37,10 @@ pub fn run_sql(question: &Question, instructions: Option<&str>, observer: &mut B
     }, ResultSet::same_answer)
 }
 
-/// Judges the statement with its integer division made exact (see exact_division), or as
-/// written when there is nothing to revise or nl2sql.exact_division is off.
+/// Judges the statement with its arithmetic made exact (see exact_arithmetic), or as written
+/// when there is nothing to revise or nl2sql.exact_arithmetic is off.
 fn judge_revised<T>(sql: &str, outcome: impl FnOnce(&str) -> std::result::Result<T, StatementFailure>) -> Verdict<T, Nl2sqlError> {
-    match gucs::exact_division().then(|| exact_division::revise(sql)).flatten() {
+    match gucs::exact_arithmetic().then(|| exact_arithmetic::revise(sql)).flatten() {
         None => judge(outcome(sql)),
         Some(revision) => match judge(outcome(&revision)) {
             Verdict::Accept(value) => Verdict::AcceptRevised { sql: revision, value },

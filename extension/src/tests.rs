@@ -14,7 +14,7 @@ mod tests {
     include!("tests/support.rs");
     include!("tests/checker.rs");
     include!("tests/running.rs");
-    include!("tests/exact_division.rs");
+    include!("tests/exact_arithmetic.rs");
     include!("tests/csv_loader.rs");
     include!("tests/settings_and_inputs.rs");
     include!("tests/privileges.rs");

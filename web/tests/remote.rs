@@ -211,7 +211,7 @@ async fn a_ratio_the_model_writes_over_integers_is_answered_exactly_and_shown_as
     let exact: f64 = client.query_one("SELECT count(*)::float8 / count(DISTINCT date) FROM pizza_sales", &[]).await.unwrap().get(0);
     assert!((per_day - exact).abs() < 1e-9 && per_day.fract() != 0.0, "{per_day} against {exact}");
 
-    client.batch_execute("SET nl2sql.exact_division = off").await.unwrap();
+    client.batch_execute("SET nl2sql.exact_arithmetic = off").await.unwrap();
     let sql: String = client.query_one("SELECT nl2sql_sql('How many pizzas are sold per day?')", &[]).await.unwrap().get(0);
     assert_eq!(sql, "SELECT count(*) / count(DISTINCT date) AS pizzas_per_day FROM pizza_sales", "off: as written");
     let row = client.query_one("SELECT * FROM nl2sql('How many pizzas are sold per day?')", &[]).await.unwrap();

@@ -1,4 +1,4 @@
-// Integer division made exact before a generated statement is judged (exact_division.rs).
+// Arithmetic made exact before a generated statement is judged (exact_arithmetic.rs).
 
 fn planes() {
     run("CREATE TABLE planes (code text, capacity int, range_miles int, payload bigint, speed smallint)");
@@ -6,7 +6,7 @@ fn planes() {
 }
 
 fn revision(sql: &str) -> String {
-    crate::exact_division::revise(sql).unwrap_or_else(|| panic!("{sql} should be revised"))
+    crate::exact_arithmetic::revise(sql).unwrap_or_else(|| panic!("{sql} should be revised"))
 }
 
 #[pg_test]
@@ -58,12 +58,45 @@ fn exact_division_leaves_constants_non_integers_and_views_alone() {
         "SELECT code, ratio FROM plane_ratios",
         "SELECT code FROM planes WHERE capacity > 100",
     ] {
-        assert_eq!(crate::exact_division::revise(sql), None, "{sql}");
+        assert_eq!(crate::exact_arithmetic::revise(sql), None, "{sql}");
     }
 }
 
 #[pg_test]
-fn exact_division_leaves_what_does_not_analyse_or_revise_cleanly_as_written() {
+fn exact_arithmetic_widens_a_cast_to_real_to_double_precision() {
+    planes();
+    let sql = "SELECT CAST(a.capacity AS REAL) / CAST(b.capacity AS real) AS ratio FROM planes a, planes b WHERE a.code = 'a' AND b.code = 'b'";
+    let as_written = run_checked(sql, 10, 10_000).unwrap().rows;
+    assert_eq!(as_written[0][0].as_f64(), Some(0.5), "{as_written:?}");
+    let revised = revision(sql);
+    assert_eq!(revised, "SELECT CAST(a.capacity AS double precision) / CAST(b.capacity AS double precision) AS ratio FROM planes a, planes b WHERE a.code = 'a' AND b.code = 'b'");
+    // 6 significant digits as real (0.33333334), 15 as double precision.
+    let third = "SELECT capacity::float4 / (3 * capacity)::Real AS third FROM planes WHERE code = 'a'";
+    assert_eq!(run_checked(third, 10, 10_000).unwrap().rows[0][0].to_string(), "0.33333334", "real's precision, as PostgreSQL prints it");
+    let revised = revision(third);
+    assert_eq!(revised, "SELECT capacity::double precision / (3 * capacity)::double precision AS third FROM planes WHERE code = 'a'");
+    assert_eq!(run_checked(&revised, 10, 10_000).unwrap().rows[0][0].as_f64(), Some(1.0 / 3.0));
+    assert_eq!(
+        revision("SELECT CAST(count(*) AS REAL) / count(DISTINCT code), sum(speed) / count(*) FROM planes"),
+        "SELECT CAST(count(*) AS double precision) / count(DISTINCT code), sum(speed)::numeric / count(*) FROM planes",
+        "both revisions in one statement"
+    );
+    run("CREATE TABLE readings (code text, level real)");
+    run("INSERT INTO readings VALUES ('a', 1.1)");
+    for sql in [
+        "SELECT capacity::float8 / 3, CAST(speed AS float) FROM planes",
+        "SELECT ARRAY[capacity]::real[] FROM planes",
+        // Widened, these would compare 1.1 as double precision with 1.1 stored as real: no row.
+        "SELECT code FROM readings WHERE level = '1.1'::real",
+        "SELECT code FROM readings WHERE level::real = CAST(level AS REAL)",
+    ] {
+        assert_eq!(crate::exact_arithmetic::revise(sql), None, "{sql}");
+    }
+    assert_eq!(one::<String>("SELECT code FROM readings WHERE level = '1.1'::real"), "a");
+}
+
+#[pg_test]
+fn exact_arithmetic_leaves_what_does_not_analyse_or_revise_cleanly_as_written() {
     planes();
     for sql in [
         "SELECT capacity / nope FROM planes",
@@ -73,7 +106,7 @@ fn exact_division_leaves_what_does_not_analyse_or_revise_cleanly_as_written() {
         // The cast would land in the comment: the revision still truncates, so none is made.
         "SELECT capacity -- the seats\n / range_miles FROM planes",
     ] {
-        assert_eq!(crate::exact_division::revise(sql), None, "{sql:?}");
+        assert_eq!(crate::exact_arithmetic::revise(sql), None, "{sql:?}");
     }
     assert_eq!(one::<i64>("SELECT count(*) FROM planes"), 2, "the transaction is still usable");
 }

@@ -10,7 +10,7 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_eq!(one::<String>("SHOW nl2sql.device"), "cpu");
     assert_eq!(one::<String>("SHOW nl2sql.allowed_function_schemas"), "");
     assert_eq!(one::<String>("SHOW nl2sql.csv_max_size"), "1GB");
-    assert_eq!(one::<String>("SHOW nl2sql.exact_division"), "on");
+    assert_eq!(one::<String>("SHOW nl2sql.exact_arithmetic"), "on");
     assert!(one::<String>("SHOW nl2sql.model_path").ends_with(".gguf"));
     // The bounds are the engine's own constants.
     use nl2sql_engine::settings::{CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS};
