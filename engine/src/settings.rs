@@ -84,6 +84,11 @@ pub const WORKER_BATCH: Bounds = Bounds { default: 8, min: 1, max: 256 };
 /// greedy one and the rest drawn. The model worker decodes them together (4 rows cost ~1.7x one
 /// pass on 2 CPU cores), a backend without it one after the other.
 pub const CANDIDATES: Bounds = Bounds { default: 1, min: 1, max: 8 };
+/// Replies drawn when the greedy statement and every repair failed, to vote between before the
+/// question ends in an error (conversation.rs); 0 turns the rescue off. It costs nothing where
+/// the first statement is good. 3: with the greedy candidate, the 4 that gained 5.5 points on
+/// sql-eval dev when every question drew them (`nl2sql.candidates = 4`, README).
+pub const RESCUE_CANDIDATES: Bounds = Bounds { default: 3, min: 0, max: 7 };
 /// Tokens guessed from the prompt and fed with each decoding step, to be kept while the model
 /// agrees (generate.rs's prompt-lookup drafts); 0 turns guessing off. Off by default: on 2 CPU
 /// cores a pass over 5 rows cost 1.7–2.3x a pass over one, and only 9.3% of engine-bench's tokens
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn defaults_are_inside_their_bounds() {
         Settings::default().validate().unwrap();
-        for bounds in [THREADS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, WORKER_BATCH, CANDIDATES, DRAFT_TOKENS] {
+        for bounds in [THREADS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, WORKER_BATCH, CANDIDATES, RESCUE_CANDIDATES, DRAFT_TOKENS] {
             assert!(bounds.min <= bounds.default && bounds.default <= bounds.max, "{bounds:?}");
         }
     }

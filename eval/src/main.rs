@@ -131,7 +131,7 @@ fn run() -> Result<(), String> {
                 report.setup = json!({
                     "backend": status["backend"], "endpoint": status["endpoint"],
                     "model": status["model_path"], "threads": status["threads"], "max_new_tokens": status["max_new_tokens"],
-                    "repair_attempts": status["repair_attempts"], "candidates": status["candidates"], "constrained_decoding": status["constrained_decoding"],
+                    "repair_attempts": status["repair_attempts"], "candidates": status["candidates"], "rescue_candidates": status["rescue_candidates"], "constrained_decoding": status["constrained_decoding"],
                     "schema_budget_tokens": status["schema_budget_tokens"], "mention_values": status["mention_values"],
                     "exact_arithmetic": status["exact_arithmetic"],
                     "examples": status["examples"],

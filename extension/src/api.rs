@@ -311,6 +311,7 @@ fn nl2sql_status() -> JsonB {
         "statement_timeout_ms": gucs::statement_timeout_ms(),
         "repair_attempts": gucs::repair_attempts(),
         "candidates": gucs::candidates(),
+        "rescue_candidates": gucs::rescue_candidates(),
         "constrained_decoding": gucs::constrained_decoding(),
         "schema_budget_tokens": gucs::schema_budget_tokens(),
         "mention_values": gucs::mention_values(),

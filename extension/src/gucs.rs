@@ -3,7 +3,7 @@
 //! definition of each. The `nl2sql` prefix is reserved: a misspelt `SET nl2sql.max_row` is an
 //! error, not a silently ignored placeholder.
 
-use nl2sql_engine::settings::{Bounds, CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS, WORKER_BATCH};
+use nl2sql_engine::settings::{Bounds, CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, RESCUE_CANDIDATES, THREADS, WORKER_BATCH};
 use nl2sql_engine::{DeviceChoice, Settings};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use std::ffi::{CStr, CString};
@@ -37,6 +37,7 @@ pub static THREADS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(THR
 pub static MAX_NEW_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(MAX_NEW_TOKENS));
 pub static REPAIR_ATTEMPTS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(REPAIR_ATTEMPTS));
 pub static CANDIDATES_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(CANDIDATES));
+pub static RESCUE_CANDIDATES_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(RESCUE_CANDIDATES));
 pub static WORKER_BATCH_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(WORKER_BATCH));
 pub static DRAFT_TOKENS_SETTING: GucSetting<i32> = GucSetting::<i32>::new(default(DRAFT_TOKENS));
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1000);
@@ -112,6 +113,13 @@ pub fn register() {
         c"The greedy statement and the rest drawn from the model's distribution; each is run read-only (also by nl2sql_sql), and the result most of them give wins, the greedy one's on a tie. The model worker decodes them together.",
         &CANDIDATES_SETTING,
         CANDIDATES,
+    );
+    define_bounded(
+        c"nl2sql.rescue_candidates",
+        c"Statements drawn when the model's statement and every repair failed, before the question ends in an error.",
+        c"Drawn from the model's distribution for the first prompt and judged like the first (checked and planned, or run); the one most of them agree on is the answer. 0: the question ends in an error. Costs nothing where the first statement is good.",
+        &RESCUE_CANDIDATES_SETTING,
+        RESCUE_CANDIDATES,
     );
     // The server's, not a session's: it shapes the one model process all sessions share.
     GucRegistry::define_int_guc(
@@ -320,6 +328,10 @@ pub fn repair_attempts() -> usize {
 
 pub fn candidates() -> usize {
     CANDIDATES_SETTING.get() as usize
+}
+
+pub fn rescue_candidates() -> usize {
+    RESCUE_CANDIDATES_SETTING.get() as usize
 }
 
 pub fn max_rows() -> usize {

@@ -74,7 +74,7 @@ fn answer_with<T>(
 ) -> Result<Answer<T>> {
     let context = Context::read(question, observer)?;
     let request = context.request(question, instructions);
-    let policy = RepairPolicy { repair_attempts: gucs::repair_attempts(), candidates: gucs::candidates() };
+    let policy = RepairPolicy { repair_attempts: gucs::repair_attempts(), candidates: gucs::candidates(), rescue: gucs::rescue_candidates() };
     match with_model(|model| converse(model, &request, policy, observer, judge, same_answer))? {
         Ok(answer) => Ok(answer),
         Err(Failure::Engine(error)) => Err(error.into()),

@@ -6,6 +6,7 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_eq!(one::<String>("SHOW nl2sql.statement_timeout"), "10s");
     assert_eq!(one::<String>("SHOW nl2sql.repair_attempts"), "1");
     assert_eq!(one::<String>("SHOW nl2sql.candidates"), "1");
+    assert_eq!(one::<String>("SHOW nl2sql.rescue_candidates"), "3");
     assert_eq!(one::<String>("SHOW nl2sql.max_new_tokens"), "256");
     assert_eq!(one::<String>("SHOW nl2sql.device"), "cpu");
     assert_eq!(one::<String>("SHOW nl2sql.allowed_function_schemas"), "");
@@ -13,8 +14,8 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_eq!(one::<String>("SHOW nl2sql.exact_arithmetic"), "on");
     assert!(one::<String>("SHOW nl2sql.model_path").ends_with(".gguf"));
     // The bounds are the engine's own constants.
-    use nl2sql_engine::settings::{CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, THREADS};
-    for (name, bounds) in [("threads", THREADS), ("max_new_tokens", MAX_NEW_TOKENS), ("repair_attempts", REPAIR_ATTEMPTS), ("candidates", CANDIDATES), ("draft_tokens", DRAFT_TOKENS)] {
+    use nl2sql_engine::settings::{CANDIDATES, DRAFT_TOKENS, MAX_NEW_TOKENS, REPAIR_ATTEMPTS, RESCUE_CANDIDATES, THREADS};
+    for (name, bounds) in [("threads", THREADS), ("max_new_tokens", MAX_NEW_TOKENS), ("repair_attempts", REPAIR_ATTEMPTS), ("candidates", CANDIDATES), ("rescue_candidates", RESCUE_CANDIDATES), ("draft_tokens", DRAFT_TOKENS)] {
         let row = value_rows(&format!("SELECT min_val::int, max_val::int, boot_val::int FROM pg_settings WHERE name = 'nl2sql.{name}'"));
         assert_eq!(row, vec![vec![json!(bounds.min), json!(bounds.max), json!(bounds.default)]], "nl2sql.{name}");
     }
@@ -22,6 +23,7 @@ fn settings_have_documented_defaults_and_ranges() {
     assert_error("SET nl2sql.max_rows = 0", "0 is outside the valid range");
     assert_error("SET nl2sql.repair_attempts = 99", "99 is outside the valid range");
     assert_error("SET nl2sql.candidates = 0", "0 is outside the valid range");
+    assert_error("SET nl2sql.rescue_candidates = 8", "8 is outside the valid range");
     assert_error("SET nl2sql.draft_tokens = 9", "9 is outside the valid range");
     assert_error("SET nl2sql.device = 'gpu'", "invalid value for parameter \"nl2sql.device\": \"gpu\"");
     // The prefix is reserved: a typo is an error, not a placeholder that does nothing.
