@@ -93,6 +93,12 @@ pub trait SqlModel {
         let _ = count;
         Ok(vec![self.complete(prompt, constraint, observer)?])
     }
+
+    /// Whether [`SqlModel::complete_candidates`] draws replies beyond the greedy one: without
+    /// draws a rescue turn would only write the greedy reply again.
+    fn draws_candidates(&self) -> bool {
+        false
+    }
 }
 
 /// How many times a failed statement is shown back to the model, how many candidates the first
@@ -214,7 +220,7 @@ pub fn converse<T, E>(
             Err((sql, error)) => return Err(Failure::Stopped { sql, error }),
         }
     }
-    if policy.rescue > 0 {
+    if policy.rescue > 0 && model.draws_candidates() {
         observer.attempt(failed.len() + 1);
         let started = Instant::now();
         // The first turn's candidates come again (the statement cache has them), then the new
@@ -262,6 +268,10 @@ pub(crate) mod tests {
     }
 
     impl SqlModel for ScriptedModel {
+        fn draws_candidates(&self) -> bool {
+            true
+        }
+
         /// The next `count` replies, as candidates of one turn.
         fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
             (0..count).map(|_| self.complete(prompt, constraint, observer)).collect()
@@ -473,9 +483,21 @@ pub(crate) mod tests {
             Err(Failure::NoValidQuery { attempts }) => assert_eq!(attempts.len(), 2),
             other => panic!("expected NoValidQuery, got {other:?}"),
         }
-        // With no rescue the model is not asked again.
+        // With no rescue, or a model that cannot draw, the model is not asked again.
         let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales"]);
         assert!(matches!(converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, run, |a, b| a == b), Err(Failure::NoValidQuery { .. })));
         assert_eq!(model.prompts.len(), 2);
+        let mut greedy_only = GreedyOnly(ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales"]));
+        assert!(matches!(converse(&mut greedy_only, &request(&sales(), &question), rescue, &mut Quiet, run, |a, b| a == b), Err(Failure::NoValidQuery { .. })));
+        assert_eq!(greedy_only.0.prompts.len(), 2, "an inference server's model is not asked for the greedy reply a third time");
+    }
+
+    /// A model that writes its greedy reply only, as an inference server does.
+    struct GreedyOnly(ScriptedModel);
+
+    impl SqlModel for GreedyOnly {
+        fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
+            self.0.complete(prompt, constraint, observer)
+        }
     }
 }

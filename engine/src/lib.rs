@@ -235,6 +235,10 @@ impl SqlModel for Engine {
         Ok(completions.remove(0))
     }
 
+    fn draws_candidates(&self) -> bool {
+        true
+    }
+
     /// Each candidate from the statement cache when it has it (the greedy one's shown to the
     /// observer, as if written); the prompt computed once for the rest, then they are written one
     /// after the other: in one process a pass serves one sequence (the model worker decodes them

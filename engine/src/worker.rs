@@ -545,6 +545,10 @@ impl SqlModel for WorkerClient {
         Ok(completions.remove(0))
     }
 
+    fn draws_candidates(&self) -> bool {
+        true
+    }
+
     fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
         let request = Request::Complete {
             prompt: prompt.clone(),
