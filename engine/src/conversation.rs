@@ -23,6 +23,7 @@ use crate::extract::extract_sql;
 use crate::generate::{Completion, Observer};
 use crate::constraint::SchemaConstraint;
 use crate::prompt::{ChatPrompt, SqlRequest};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// What happened to one attempt, in terms the model can act on.
@@ -86,12 +87,15 @@ pub enum Verdict<T, E> {
 pub trait SqlModel {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion>;
 
-    /// Up to `count` replies to the same prompt: the greedy one first, then replies drawn with
-    /// [`crate::Sampling::candidate`]. A model that cannot draw them (an inference server whose
-    /// sampling is its own) gives the greedy one only.
-    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
-        let _ = count;
-        Ok(vec![self.complete(prompt, constraint, observer)?])
+    /// Replies to the same prompt by their place in a turn: candidate 0 is the greedy one, candidate
+    /// `i` is drawn with [`crate::Sampling::candidate`]`(i)`, so a later turn can ask for the ones
+    /// after those an earlier turn had. A model that cannot draw them (an inference server whose
+    /// sampling is its own) gives the greedy one only, when asked for it.
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, candidates: Range<usize>, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+        match candidates.contains(&0) {
+            true => Ok(vec![self.complete(prompt, constraint, observer)?]),
+            false => Ok(Vec::new()),
+        }
     }
 
     /// Whether [`SqlModel::complete_candidates`] draws replies beyond the greedy one: without
@@ -172,12 +176,11 @@ pub fn converse<T, E>(
     let mut failed: Vec<Attempt> = Vec::new();
     let (mut generation, mut judging) = (Duration::ZERO, Duration::ZERO);
     let constraint = request.constrained.then(|| SchemaConstraint::new(request.schema));
-    // Judges a turn's candidates from `first_new` on (the ones before were judged already): the
-    // accepted ones, and the failure of the first one judged.
-    let mut judge_turn = |completions: Vec<Completion>, first_new: usize, judging: &mut Duration| {
+    // Judges a turn's candidates: the accepted ones, and the failure of the first one.
+    let mut judge_turn = |completions: Vec<Completion>, judging: &mut Duration| {
         let mut accepted: Vec<(String, T)> = Vec::new();
         let mut first: Option<std::result::Result<Attempt, (String, E)>> = None;
-        for completion in completions.into_iter().skip(first_new) {
+        for completion in completions {
             let outcome = match extract_sql(&completion.text) {
                 None => Err(Ok(Attempt { reply: completion.text, sql: None, feedback: Feedback::NoSql })),
                 Some(sql) => {
@@ -205,12 +208,12 @@ pub fn converse<T, E>(
         let started = Instant::now();
         let prompt = request.prompt(failed.last());
         let completions = match policy.candidates {
-            count if attempt == 1 && count > 1 => model.complete_candidates(&prompt, constraint.as_ref(), count, observer)?,
+            count if attempt == 1 && count > 1 => model.complete_candidates(&prompt, constraint.as_ref(), 0..count, observer)?,
             _ => vec![model.complete(&prompt, constraint.as_ref(), observer)?],
         };
         generation += started.elapsed();
         let candidates = completions.len();
-        let (accepted, first) = judge_turn(completions, 0, &mut judging);
+        let (accepted, first) = judge_turn(completions, &mut judging);
         if let Some((sql, value, votes)) = vote(accepted, &same_answer) {
             return Ok(Answer { sql, value, failed, candidates, votes, generation, judging });
         }
@@ -223,14 +226,14 @@ pub fn converse<T, E>(
     if policy.rescue > 0 && model.draws_candidates() {
         observer.attempt(failed.len() + 1);
         let started = Instant::now();
-        // The first turn's candidates come again (the statement cache has them), then the new
-        // draws; a model that cannot draw gives the greedy reply alone, and nothing new.
-        let count = policy.candidates.max(1) + policy.rescue;
-        let completions = model.complete_candidates(&request.prompt(None), constraint.as_ref(), count, observer)?;
+        // Draws after the first turn's candidates (those were judged already).
+        let first_turn = policy.candidates.max(1);
+        let drawn = first_turn..first_turn + policy.rescue;
+        let completions = model.complete_candidates(&request.prompt(None), constraint.as_ref(), drawn, observer)?;
         generation += started.elapsed();
-        let candidates = completions.len().saturating_sub(policy.candidates.max(1));
+        let candidates = completions.len();
         // A rescue candidate that stops (ran past its timeout) just does not vote.
-        let (accepted, _) = judge_turn(completions, policy.candidates.max(1), &mut judging);
+        let (accepted, _) = judge_turn(completions, &mut judging);
         if let Some((sql, value, votes)) = vote(accepted, &same_answer) {
             return Ok(Answer { sql, value, failed, candidates, votes, generation, judging });
         }
@@ -259,11 +262,13 @@ pub(crate) mod tests {
     pub(crate) struct ScriptedModel {
         pub(crate) replies: Vec<&'static str>,
         pub(crate) prompts: Vec<ChatPrompt>,
+        /// The candidates each turn of several asked for.
+        pub(crate) asked: Vec<Range<usize>>,
     }
 
     impl ScriptedModel {
         pub(crate) fn new(replies: &[&'static str]) -> Self {
-            Self { replies: replies.iter().rev().copied().collect(), prompts: Vec::new() }
+            Self { replies: replies.iter().rev().copied().collect(), prompts: Vec::new(), asked: Vec::new() }
         }
     }
 
@@ -272,9 +277,10 @@ pub(crate) mod tests {
             true
         }
 
-        /// The next `count` replies, as candidates of one turn.
-        fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
-            (0..count).map(|_| self.complete(prompt, constraint, observer)).collect()
+        /// The next replies, one per candidate asked for, as candidates of one turn.
+        fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, candidates: Range<usize>, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+            self.asked.push(candidates.clone());
+            candidates.map(|_| self.complete(prompt, constraint, observer)).collect()
         }
 
         fn complete(&mut self, prompt: &ChatPrompt, _: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
@@ -462,9 +468,8 @@ pub(crate) mod tests {
     fn when_every_turn_failed_drawn_replies_to_the_first_prompt_rescue_the_question() {
         let question = Question::parse("Total?").unwrap();
         let rescue = RepairPolicy { rescue: 3, ..ONE_REPAIR };
-        // The greedy reply, its repair, then the rescue turn: the greedy reply again (not judged
-        // again), and three drawn, two of which agree.
-        let script = ["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "SELECT prize FROM sales", "SELECT 4 FROM sales", "SELECT 5 FROM sales", "SELECT 5 AS n FROM sales"];
+        // The greedy reply, its repair, then the rescue turn: three drawn, two of which agree.
+        let script = ["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "SELECT 4 FROM sales", "SELECT 5 FROM sales", "SELECT 5 AS n FROM sales"];
         let mut model = ScriptedModel::new(&script);
         let mut judged: Vec<String> = Vec::new();
         let counting = |sql: &str| {
@@ -474,11 +479,19 @@ pub(crate) mod tests {
         let answer = converse(&mut model, &request(&sales(), &question), rescue, &mut Quiet, counting, |a, b| a == b).unwrap();
         assert_eq!((answer.sql.as_str(), answer.candidates, answer.votes, answer.attempts()), ("SELECT 5 FROM sales", 3, 2, 3));
         assert_eq!(judged.len(), 5, "the greedy reply is judged once: {judged:?}");
-        assert_eq!(model.prompts.len(), 6);
+        assert_eq!(model.asked, [1..4], "the rescue draws after the greedy candidate, not it again");
+        assert_eq!(model.prompts.len(), 5);
         assert!(model.prompts[2..].iter().all(|prompt| *prompt == model.prompts[0]), "the rescue answers the first prompt, not the repair");
 
+        // After a first turn of three candidates, the rescue draws the three after those.
+        let policy = RepairPolicy { repair_attempts: 0, candidates: 3, rescue: 3 };
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "no SQL", "SELECT prize * 2 FROM sales", "SELECT 7 FROM sales", "nothing", "nothing"]);
+        let answer = converse(&mut model, &request(&sales(), &question), policy, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.candidates, answer.votes, answer.attempts()), ("SELECT 7 FROM sales", 3, 1, 2));
+        assert_eq!(model.asked, [0..3, 3..6]);
+
         // Nothing drawn runs: the question fails with the turns' attempts, as without a rescue.
-        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "SELECT prize FROM sales", "no SQL", "SELECT prize * 2 FROM sales", "SELECT prize / 2 FROM sales"]);
+        let mut model = ScriptedModel::new(&["SELECT prize FROM sales", "SELECT prize + 1 FROM sales", "no SQL", "SELECT prize * 2 FROM sales", "SELECT prize / 2 FROM sales"]);
         match converse(&mut model, &request(&sales(), &question), rescue, &mut Quiet, run, |a, b| a == b) {
             Err(Failure::NoValidQuery { attempts }) => assert_eq!(attempts.len(), 2),
             other => panic!("expected NoValidQuery, got {other:?}"),

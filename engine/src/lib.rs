@@ -64,6 +64,7 @@ use model::Model;
 use prefix_cache::PrefixCache;
 use statement_cache::StatementCache;
 use generate::Passes;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -231,7 +232,7 @@ impl Candidate<'_> {
 
 impl SqlModel for Engine {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        let mut completions = self.complete_candidates(prompt, constraint, 1, observer)?;
+        let mut completions = self.complete_candidates(prompt, constraint, 0..1, observer)?;
         Ok(completions.remove(0))
     }
 
@@ -243,10 +244,10 @@ impl SqlModel for Engine {
     /// observer, as if written); the prompt computed once for the rest, then they are written one
     /// after the other: in one process a pass serves one sequence (the model worker decodes them
     /// together, in shared passes).
-    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, candidates: Range<usize>, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
         let first = Candidate { prompt, constraint, max_new_tokens: self.settings.max_new_tokens, sampling: None, statement_cache: self.statement_cache };
         let mut prefilled = None;
-        (0..count.max(1))
+        candidates
             .map(|index| {
                 let candidate = first.nth(index);
                 if let Some(hit) = candidate.cached(self) {

@@ -22,7 +22,7 @@ use crate::lock;
 use crate::{Candidate, Engine};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -58,10 +58,10 @@ pub struct RequestOptions {
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
-    /// `candidates` completions (the greedy one, then drawn ones, decoded together) with the
-    /// schema constraint made from `schema` (none without one); `sent_at` is when the caller sent
-    /// it (milliseconds since the Unix epoch), for the queue wait.
-    Complete { prompt: ChatPrompt, schema: Option<Schema>, options: RequestOptions, candidates: usize, sent_at: u64 },
+    /// The completions of `candidates` (by their place in a turn: 0 is the greedy one, the rest
+    /// drawn; decoded together) with the schema constraint made from `schema` (none without one);
+    /// `sent_at` is when the caller sent it (milliseconds since the Unix epoch), for the queue wait.
+    Complete { prompt: ChatPrompt, schema: Option<Schema>, options: RequestOptions, candidates: Range<usize>, sent_at: u64 },
     Status,
 }
 
@@ -69,7 +69,7 @@ enum Request {
 enum Event {
     /// The reply as written so far.
     Reply(String),
-    /// The candidates, the greedy one first.
+    /// The candidates, in the order asked for.
     Done(Vec<Completion>),
     Failed(Error),
     Status(WorkerStatus),
@@ -200,7 +200,7 @@ impl Worker {
         Ok(loaded.insert(Arc::new(Loaded { engine, batcher })).clone())
     }
 
-    fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, candidates: usize, caller: &mut Caller) -> Result<Vec<Completion>> {
+    fn complete(&self, prompt: &ChatPrompt, schema: Option<&Schema>, options: &RequestOptions, candidates: Range<usize>, caller: &mut Caller) -> Result<Vec<Completion>> {
         if options.model_path != self.model_path {
             // A file that is not there is the first thing to say (with how to fetch the model).
             if !options.model_path.exists() {
@@ -217,12 +217,13 @@ impl Worker {
         loaded.engine.settings().with_max_new_tokens(options.max_new_tokens)?;
         let engine = &loaded.engine;
         let first = Candidate { prompt, constraint: constraint.as_ref(), max_new_tokens: options.max_new_tokens, sampling: None, statement_cache: options.statement_cache };
-        let count = candidates.clamp(settings::CANDIDATES.min, settings::CANDIDATES.max);
-        let mut completions: Vec<Option<Completion>> = (0..count).map(|index| first.nth(index).cached(engine)).collect();
-        if let Some(Some(hit)) = completions.first() {
+        // No more at once than a turn may ask for.
+        let candidates = candidates.start..candidates.end.min(candidates.start + settings::CANDIDATES.max);
+        let mut completions: Vec<Option<Completion>> = candidates.clone().map(|index| first.nth(index).cached(engine)).collect();
+        if let (0, Some(Some(hit))) = (candidates.start, completions.first()) {
             caller.reply(&hit.text);
         }
-        let missing: Vec<usize> = (0..count).filter(|&index| completions[index].is_none()).collect();
+        let missing: Vec<usize> = candidates.clone().filter(|&index| completions[index - candidates.start].is_none()).collect();
         if missing.is_empty() {
             return Ok(completions.into_iter().flatten().collect());
         }
@@ -248,7 +249,7 @@ impl Worker {
             greedy.into_iter().chain(drawn).collect()
         });
         for (index, completion) in missing.into_iter().zip(written) {
-            completions[index] = Some(completion?);
+            completions[index - candidates.start] = Some(completion?);
         }
         Ok(completions.into_iter().flatten().collect())
     }
@@ -541,7 +542,7 @@ impl WorkerClient {
 
 impl SqlModel for WorkerClient {
     fn complete(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, observer: &mut dyn Observer) -> Result<Completion> {
-        let mut completions = self.complete_candidates(prompt, constraint, 1, observer)?;
+        let mut completions = self.complete_candidates(prompt, constraint, 0..1, observer)?;
         Ok(completions.remove(0))
     }
 
@@ -549,12 +550,12 @@ impl SqlModel for WorkerClient {
         true
     }
 
-    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, count: usize, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
+    fn complete_candidates(&mut self, prompt: &ChatPrompt, constraint: Option<&SchemaConstraint>, candidates: Range<usize>, observer: &mut dyn Observer) -> Result<Vec<Completion>> {
         let request = Request::Complete {
             prompt: prompt.clone(),
             schema: constraint.map(|c| c.schema().clone()),
             options: self.options.clone(),
-            candidates: count,
+            candidates,
             sent_at: now_ms(),
         };
         match self.ask(&request, observer)? {

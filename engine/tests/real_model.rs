@@ -120,13 +120,17 @@ fn candidates_are_the_greedy_reply_then_seeded_draws() {
     let (schema, question) = (schema(), Question::parse("Which pizza sold the most on Fridays?").unwrap());
     let (prompt, constraint) = (SqlRequest::new(&schema, &question).prompt(None), SchemaConstraint::new(&schema));
     let greedy = engine.complete(&prompt, Some(&constraint), &mut Quiet).unwrap();
-    let candidates = engine.complete_candidates(&prompt, Some(&constraint), 3, &mut Quiet).unwrap();
+    let candidates = engine.complete_candidates(&prompt, Some(&constraint), 0..3, &mut Quiet).unwrap();
     let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(texts.len(), 3);
     assert_eq!(texts[0], greedy.text, "the first candidate is the greedy reply");
     assert!(texts.iter().all(|text| text.contains("SELECT") && text.contains("FROM")), "{texts:#?}");
-    let again = engine.complete_candidates(&prompt, Some(&constraint), 3, &mut Quiet).unwrap();
+    let again = engine.complete_candidates(&prompt, Some(&constraint), 0..3, &mut Quiet).unwrap();
     assert_eq!(again.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), texts, "seeded: the same candidates each time");
+    // Written again (not from the statement cache) by their place alone, as a rescue turn asks.
+    engine.set_statement_cache(false);
+    let later = engine.complete_candidates(&prompt, Some(&constraint), 1..3, &mut Quiet).unwrap();
+    assert_eq!(later.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), texts[1..], "candidate i is the same draw in any turn");
     assert_ne!(texts[1..], [texts[0], texts[0]], "the drawn candidates are not all the greedy reply: {texts:#?}");
 }
 

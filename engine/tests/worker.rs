@@ -157,7 +157,7 @@ fn candidates_are_decoded_together_and_only_the_greedy_one_is_streamed() {
     let mut client = client(worker(), &default_model_path(), false);
     let before = client.status(&mut Quiet).unwrap();
     let mut watcher = Watcher { replies: Vec::new(), stop_after: usize::MAX };
-    let candidates = client.complete_candidates(&prompt, Some(&constraint), 4, &mut watcher).unwrap();
+    let candidates = client.complete_candidates(&prompt, Some(&constraint), 0..4, &mut watcher).unwrap();
     let after = client.status(&mut Quiet).unwrap();
 
     let texts: Vec<&str> = candidates.iter().map(|c| c.text.as_str()).collect();
