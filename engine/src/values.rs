@@ -1,45 +1,101 @@
 //! Which indexed values a question names: "papers in Machine Learning" names the value
 //! 'Machine Learning' of domain.name. Matching is on words, ignoring case and punctuation, so
 //! "machine-learning" and "Machine Learning" agree, and "ML" does not match "HTML".
+//!
+//! A value that several columns hold ('Computer Science' as a department, a program, an area and
+//! a student's major) is shown for the columns the question points to nearest to where it names
+//! the value ("courses in the Computer Science department": `course.department`), by the words of
+//! their table's or their own name; for all of them when it points to none. Listed for every
+//! column, a 1.5B model took each listing for a condition to write, and ANDed them all.
 
 /// Values shorter than this (after normalising) are too common as words to mean anything.
 const MIN_VALUE_CHARS: usize = 3;
+/// Words of a table's or column's name shorter than this (`id`, `no`) refer to nothing.
+const MIN_NAME_WORD_CHARS: usize = 3;
+
+/// A column, by its table's name and its own.
+pub type ColumnName = (String, String);
 
 /// Lower-case words of `text`, letters and digits only.
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
-/// Whether the question's words contain the value's words as a consecutive run.
-fn names(question: &[String], value: &[String]) -> bool {
-    !value.is_empty() && question.windows(value.len()).any(|window| window == value)
+/// A word without its plural ending, so that "courses" refers to `course` and "cities" to `city`.
+fn singular(word: &str) -> String {
+    if let Some(stem) = word.strip_suffix("ies") {
+        format!("{stem}y")
+    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
+        word[..word.len() - 1].to_owned()
+    } else {
+        word.to_owned()
+    }
 }
 
-/// The values (with the caller's key for each) whose words the question contains, longest first;
-/// at most `limit`. A value contained in a longer matched value is left out ('York' in 'New York').
-pub fn mentioned<'a, K>(question: &str, values: &'a [(K, String)], limit: usize) -> Vec<&'a (K, String)> {
+/// Where the question's words contain the value's words as a consecutive run: the run's start.
+fn position(question: &[String], value: &[String]) -> Option<usize> {
+    match value.is_empty() {
+        true => None,
+        false => question.windows(value.len()).position(|window| window == value),
+    }
+}
+
+/// How many words from the value's run (`start`, `len` words) to the nearest other word of the
+/// question that names the column's table or the column itself; None when none does.
+fn distance(question: &[String], start: usize, len: usize, column: &ColumnName) -> Option<usize> {
+    let named: Vec<String> = words(&column.0).iter().chain(&words(&column.1)).filter(|w| w.len() >= MIN_NAME_WORD_CHARS).map(|w| singular(w)).collect();
+    question
+        .iter()
+        .enumerate()
+        .filter(|(i, word)| (*i < start || *i >= start + len) && named.contains(&singular(word)))
+        .map(|(i, _)| if i < start { start - i } else { i + 1 - (start + len) })
+        .min()
+}
+
+/// The values (with the column that holds each) whose words the question contains, longest
+/// first; at most `limit`. A value contained in a longer matched value is left out ('York' in
+/// 'New York'); one that several columns hold is kept for the columns the question points to
+/// nearest (see above).
+pub fn mentioned<'a>(question: &str, values: &'a [(ColumnName, String)], limit: usize) -> Vec<&'a (ColumnName, String)> {
     let question = words(question);
-    let mut found: Vec<(&(K, String), Vec<String>)> = values
+    let mut found: Vec<(&(ColumnName, String), Vec<String>, usize)> = values
         .iter()
         .map(|entry| (entry, words(&entry.1)))
-        .filter(|(_, w)| w.iter().map(String::len).sum::<usize>() >= MIN_VALUE_CHARS && names(&question, w))
+        .filter(|(_, w)| w.iter().map(String::len).sum::<usize>() >= MIN_VALUE_CHARS)
+        .filter_map(|(entry, w)| position(&question, &w).map(|start| (entry, w, start)))
         .collect();
-    found.sort_by_key(|(_, w)| std::cmp::Reverse(w.len()));
-    let mut kept: Vec<(&(K, String), Vec<String>)> = Vec::new();
-    for (entry, w) in found {
-        if !kept.iter().any(|(_, longer)| longer.len() > w.len() && names(longer, &w)) {
-            kept.push((entry, w));
+    found.sort_by_key(|(_, w, _)| std::cmp::Reverse(w.len()));
+    let mut kept: Vec<(&(ColumnName, String), Vec<String>, usize)> = Vec::new();
+    for (entry, w, start) in found {
+        if !kept.iter().any(|(_, longer, _)| longer.len() > w.len() && position(longer, &w).is_some()) {
+            kept.push((entry, w, start));
         }
     }
-    kept.into_iter().take(limit).map(|(entry, _)| entry).collect()
+    let distances: Vec<Option<usize>> = kept.iter().map(|(entry, w, start)| distance(&question, *start, w.len(), &entry.0)).collect();
+    // Per value, the nearest any of its columns is named; None: the question names none of them.
+    let nearest = |w: &Vec<String>| kept.iter().zip(&distances).filter(|((_, other, _), _)| other == w).filter_map(|(_, d)| *d).min();
+    kept.iter()
+        .zip(&distances)
+        .filter(|((_, w, _), d)| nearest(w).is_none_or(|best| **d == Some(best)))
+        .take(limit)
+        .map(|((entry, _, _), _)| *entry)
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn values() -> Vec<(u32, String)> {
-        ["Machine Learning", "HTML", "New York", "York", "ok", "Boston", "United Airlines"].iter().enumerate().map(|(i, v)| (i as u32, v.to_string())).collect()
+    fn column(table: &str, column: &str) -> ColumnName {
+        (table.to_owned(), column.to_owned())
+    }
+
+    fn values() -> Vec<(ColumnName, String)> {
+        ["Machine Learning", "HTML", "New York", "York", "ok", "Boston", "United Airlines"].iter().map(|v| (column("t", "c"), v.to_string())).collect()
+    }
+
+    fn found<'a>(question: &str, values: &'a [(ColumnName, String)]) -> Vec<(&'a str, &'a str, &'a str)> {
+        mentioned(question, values, 10).iter().map(|((table, column), value)| (table.as_str(), column.as_str(), value.as_str())).collect()
     }
 
     #[test]
@@ -50,5 +106,32 @@ mod tests {
         assert!(mentioned("What is ML?", &values, 10).is_empty(), "HTML is not named by ML");
         assert!(mentioned("is it ok?", &values, 10).is_empty(), "too short to mean anything");
         assert_eq!(mentioned("flights from boston on united airlines", &values, 1).len(), 1, "at most the limit");
+    }
+
+    #[test]
+    fn a_value_several_columns_hold_is_kept_for_the_columns_the_question_points_to() {
+        let science = "Computer Science";
+        let values = vec![
+            (column("area", "area"), science.to_owned()),
+            (column("course", "department"), science.to_owned()),
+            (column("program", "name"), science.to_owned()),
+            (column("student", "declare_major"), science.to_owned()),
+            (column("city", "city_name"), "Boston".to_owned()),
+            (column("airport", "airport_name"), "Boston Logan".to_owned()),
+        ];
+        assert_eq!(found("Which courses does the Computer Science department offer?", &values), [("course", "department", science)], "its own name, next to the value");
+        assert_eq!(found("Who studies in the Computer Science program?", &values), [("program", "name", science)], "its table's name");
+        assert_eq!(
+            found("Which students are in the Computer Science program?", &values),
+            [("program", "name", science)],
+            "the nearest: 'students' is four words away, 'program' one"
+        );
+        assert_eq!(found("What is Computer Science about?", &values).len(), 4, "named by none: all of them");
+        assert_eq!(found("Flights to boston this week in cities", &values), [("city", "city_name", "Boston")], "one column: kept whatever the question says");
+    }
+
+    #[test]
+    fn plurals_refer_to_their_singular() {
+        assert_eq!((singular("courses"), singular("cities"), singular("class"), singular("gas")), ("course".into(), "city".into(), "class".into(), "gas".into()));
     }
 }
