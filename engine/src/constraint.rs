@@ -808,7 +808,7 @@ impl Walk<'_> {
                 self.frame().expect = Expect::Any;
                 let alone = matches!(next, Some(Lexeme::Close) | Some(Lexeme::Comma));
                 if alone && self.constraint.columns.contains_key(&word.name) && !self.is_known_word(word) {
-                    self.note_unqualified_column(word);
+                    self.note_unqualified_column(word, next.as_ref());
                     return match self.constraint.columns[&word.name] {
                         true => Verdict::Viable,
                         false => self.not_temporal(word),
@@ -1406,7 +1406,7 @@ impl Walk<'_> {
             || self.constraint.columns.contains_key(&word.name)
             || self.constraint.relation_named(word).is_some()
             || self.is_declared(word);
-        self.note_unqualified_column(word);
+        self.note_unqualified_column(word, next);
         match ok {
             true => Verdict::Viable,
             false => dead,
@@ -1415,8 +1415,18 @@ impl Walk<'_> {
 
     /// Remembers a word that can only be a column (or an output name), to check when its query
     /// ends that a relation in scope has it.
-    fn note_unqualified_column(&mut self, word: &Word) {
-        let other_meaning = (!word.quoted && [KEYWORDS, FUNCTIONS, TYPE_WORDS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)))
+    fn note_unqualified_column(&mut self, word: &Word, next: Option<&Lexeme>) {
+        // A type's name in an expression comes before a typed literal (`date '2024-01-01'`), its
+        // second word (`double precision`) or its modifier (`varchar(10)`); elsewhere a word that
+        // names a type and a column (`name`, `date`) is the column: `lower(name)` over a table
+        // without one is refused, not let through as the type `name`.
+        let as_type = sql_names::contains(TYPE_WORDS, &word.name)
+            && match next {
+                None | Some(Lexeme::Str | Lexeme::Open) => true,
+                Some(Lexeme::Word(next)) => !next.complete || sql_names::contains(TYPE_WORDS, &next.name),
+                _ => false,
+            };
+        let other_meaning = (!word.quoted && ([KEYWORDS, FUNCTIONS, EXTRACT_FIELDS].iter().any(|l| sql_names::contains(l, &word.name)) || as_type))
             || self.constraint.relation_named(word).is_some()
             || self.bindings.contains_key(&word.name)
             || self.ctes.contains(&word.name);
@@ -1689,6 +1699,11 @@ mod tests {
         assert_eq!(dead_at(like), like.find("unit_price"));
         let date = "SELECT 1 FROM orders o, customers c WHERE o.ordered_at = c.name ORDER BY 1\n```";
         assert_eq!(dead_at(date), date.find("name"));
+        // A column's name that also names a type is the column, checked against the scope.
+        let type_word = "SELECT avg(quantity) FROM order_items WHERE lower(name) = 'x'\n```";
+        assert_eq!(dead_at(type_word), type_word.find("name"));
+        assert_accepted("SELECT lower(name), name AS n FROM products WHERE name = 'x' AND id::text <> name\n```");
+        assert_accepted("SELECT 1 FROM orders WHERE ordered_at > date '2024-01-01' AND CAST(id AS double precision) > 1 AND status::varchar(10) = 'x'\n```");
         assert_accepted("SELECT 1 FROM order_items WHERE quantity = '3' AND order_id >= 1 AND unit_price <> 2.5 AND -1 < quantity\n```");
         assert_accepted("SELECT 1 FROM products WHERE name ILIKE '%a%' AND category NOT LIKE 'b%' AND (id = 1 OR id = ' 2 ') AND id = unit_price\n```");
         assert_accepted("SELECT 1 FROM orders WHERE ordered_at > '2024-01-01' AND status = 'shipped' AND customer_id IN (1, 2)\n```");
