@@ -16,7 +16,7 @@
 //! nothing left to revise, or the statement is judged as written.
 
 use crate::guc_scope::{with_settings, READ_ONLY};
-use crate::statement::is_a;
+use crate::statement::{any_node, is_a};
 use crate::subtransaction::catch_pg_error;
 use pgrx::pg_sys;
 use pgrx::PgList;
@@ -171,27 +171,21 @@ unsafe fn walk_raw(node: *mut pg_sys::Node, written: &mut Written) {
 
 /// Collects what needs revising in `node` and in every query and expression inside it.
 unsafe fn walk(node: *mut pg_sys::Node, analysed: &mut Analysed) {
-    #[pgrx::pg_guard]
-    unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
-        if node.is_null() {
-            return false;
-        }
-        if is_a(node, pg_sys::NodeTag::T_Query) {
-            return pg_sys::query_tree_walker(node.cast(), Some(walker), context, 0);
-        }
-        let analysed = &mut *(context as *mut Analysed);
-        if is_a(node, pg_sys::NodeTag::T_OpExpr) {
-            analysed.truncating.extend(truncating_division(node.cast()));
-        }
-        if is_a(node, pg_sys::NodeTag::T_FuncExpr) {
-            let function = &*(node as *mut pg_sys::FuncExpr);
-            if function.funcformat == pg_sys::CoercionForm::COERCE_EXPLICIT_CAST && function.funcresulttype == pg_sys::FLOAT4OID && function.location >= 0 {
-                analysed.real_casts.push(function.location as usize);
+    any_node(node, &mut |node| {
+        // SAFETY: the walker hands over valid nodes of the tree.
+        unsafe {
+            if is_a(node, pg_sys::NodeTag::T_OpExpr) {
+                analysed.truncating.extend(truncating_division(node.cast()));
+            }
+            if is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+                let function = &*(node as *mut pg_sys::FuncExpr);
+                if function.funcformat == pg_sys::CoercionForm::COERCE_EXPLICIT_CAST && function.funcresulttype == pg_sys::FLOAT4OID && function.location >= 0 {
+                    analysed.real_casts.push(function.location as usize);
+                }
             }
         }
-        pg_sys::expression_tree_walker(node, Some(walker), context)
-    }
-    walker(node, (analysed as *mut Analysed).cast());
+        false
+    });
 }
 
 /// Where `/` is written, if `operator` divides two integers and the divisor is not a constant.

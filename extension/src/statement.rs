@@ -103,20 +103,29 @@ unsafe fn relations(query: *mut pg_sys::Query) -> Vec<pg_sys::Oid> {
 /// Whether `test` holds for the query `node` is or for any query inside it (sub-queries in FROM,
 /// WHERE, CTEs, ...); stops at the first that does.
 unsafe fn any_query(node: *mut pg_sys::Node, test: &mut dyn FnMut(*mut pg_sys::Query) -> bool) -> bool {
+    // SAFETY: the walker hands over valid nodes of the tree.
+    any_node(node, &mut |node| unsafe { is_a(node, pg_sys::NodeTag::T_Query) } && test(node.cast()))
+}
+
+/// Whether `test` holds for `node` or for any node inside it, of an analysed tree: every query
+/// (sub-queries in FROM, WHERE, CTEs, ...) and expression; stops at the first that does.
+pub(crate) unsafe fn any_node(node: *mut pg_sys::Node, test: &mut dyn FnMut(*mut pg_sys::Node) -> bool) -> bool {
     #[pgrx::pg_guard]
     unsafe extern "C-unwind" fn walker(node: *mut pg_sys::Node, context: *mut c_void) -> bool {
         if node.is_null() {
             return false;
         }
+        let test = &mut *(context as *mut &mut dyn FnMut(*mut pg_sys::Node) -> bool);
+        if test(node) {
+            return true;
+        }
         if is_a(node, pg_sys::NodeTag::T_Query) {
-            let query = node as *mut pg_sys::Query;
-            let test = &mut *(context as *mut &mut dyn FnMut(*mut pg_sys::Query) -> bool);
-            return test(query) || pg_sys::query_tree_walker(query, Some(walker), context, 0);
+            return pg_sys::query_tree_walker(node.cast(), Some(walker), context, 0);
         }
         pg_sys::expression_tree_walker(node, Some(walker), context)
     }
     let mut test = test;
-    walker(node, (&mut test as *mut &mut dyn FnMut(*mut pg_sys::Query) -> bool).cast())
+    walker(node, (&mut test as *mut &mut dyn FnMut(*mut pg_sys::Node) -> bool).cast())
 }
 
 /// Checks, plans and runs `sql`; at most `max_rows` rows, stopped after `timeout_ms`.
