@@ -126,6 +126,28 @@ impl SchemaConstraint {
         matches!(self.check(text, &HashMap::new()), Verdict::Viable | Verdict::Complete { .. })
     }
 
+    /// Why a whole statement (as found in a reply) is one the constraint refuses: the decoder
+    /// wrote it past a dead end, when its backtracks ran out (constrained.rs). Such a statement
+    /// often runs, and answers wrongly (`a.aid = c.citing`: a join of two keys that no foreign
+    /// key links); shown back to the model, it gets a repair turn instead. None when allowed.
+    pub fn refusal(&self, sql: &str) -> Option<String> {
+        let text = format!("{sql}\n```");
+        let at = match self.check(text.as_bytes(), &HashMap::new()) {
+            Verdict::Viable | Verdict::Complete { .. } => return None,
+            Verdict::Dead { word_start: Some(at) } | Verdict::Conflict { use_start: at, .. } => at.min(sql.len()),
+            Verdict::Dead { word_start: None } => sql.len(),
+        };
+        let word: String = sql[at..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '"').collect();
+        let before: String = sql[..at].chars().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect();
+        let before = before.split_whitespace().collect::<Vec<_>>().join(" ");
+        Some(match word.is_empty() {
+            true => format!("the statement cannot end at `...{before}`: it is incomplete"),
+            false => format!(
+                "`{word}` (after `...{before}`) does not fit the schema there: it is no column of the tables this query reads, or compares values of different kinds, or joins key columns that no foreign key links (join tables through the foreign keys the schema lists)"
+            ),
+        })
+    }
+
     /// What `text` (the statement as written so far) allows, given aliases already known to be
     /// bound to tables (learnt by backtracking).
     pub(crate) fn check(&self, text: &[u8], hypotheses: &HashMap<String, usize>) -> Verdict {

@@ -187,7 +187,14 @@ pub fn converse<T, E>(
                     let started = Instant::now();
                     let verdict = judge(&sql);
                     *judging += started.elapsed();
+                    // A statement the decoder wrote past its dead end, and that runs: PostgreSQL
+                    // found nothing wrong, the constraint did (what fails in PostgreSQL is shown
+                    // with PostgreSQL's error, which says more).
+                    let refused = |sql: &str| constraint.as_ref().and_then(|constraint| constraint.refusal(sql));
                     match verdict {
+                        Verdict::Accept(_) | Verdict::AcceptRevised { .. } if let Some(reason) = refused(&sql) => {
+                            Err(Ok(Attempt { reply: completion.text, sql: Some(sql), feedback: Feedback::Refused { reason } }))
+                        }
                         Verdict::Accept(value) => Ok((sql, value)),
                         Verdict::AcceptRevised { sql, value } => Ok((sql, value)),
                         Verdict::Repair(feedback) => Err(Ok(Attempt { reply: completion.text, sql: Some(sql), feedback })),
@@ -372,6 +379,26 @@ pub(crate) mod tests {
         assert_eq!(repair[2].content, "I am not sure which table you mean.", "the reply verbatim, not fenced as SQL");
         assert!(repair[3].content.starts_with("Your reply contained no SQL query."), "{}", repair[3].content);
         assert!(!repair[3].content.contains("failed in PostgreSQL"), "{}", repair[3].content);
+    }
+
+    #[test]
+    fn a_statement_that_runs_but_the_constraint_refuses_gets_a_repair_turn() {
+        let question = Question::parse("Which prices are cheap?").unwrap();
+        // What the decoder writes past a dead end: it runs, and compares a number with a word.
+        let script = ["SELECT price FROM sales WHERE price = 'cheap'", "SELECT price FROM sales WHERE price < 5"];
+        let mut model = ScriptedModel::new(&script);
+        let answer = converse(&mut model, &request(&sales(), &question), ONE_REPAIR, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.attempts()), ("SELECT price FROM sales WHERE price < 5", 2));
+        match &answer.failed[0].feedback {
+            Feedback::Refused { reason } => assert!(reason.starts_with("`price` (after `...SELECT price FROM sales WHERE`) does not fit the schema there"), "{reason}"),
+            other => panic!("expected the constraint's refusal, got {other:?}"),
+        }
+        // Without the constraint (nl2sql.constrained_decoding = off) it is the answer.
+        let mut model = ScriptedModel::new(&script);
+        let schema = sales();
+        let unconstrained = SqlRequest { constrained: false, ..request(&schema, &question) };
+        let answer = converse(&mut model, &unconstrained, ONE_REPAIR, &mut Quiet, run, |a, b| a == b).unwrap();
+        assert_eq!((answer.sql.as_str(), answer.attempts()), (script[0], 1));
     }
 
     #[test]
