@@ -55,6 +55,9 @@ pub(crate) enum Step {
     Last(u32),
     /// Go back to generated token `to` (forbidding what was there when `ban` is set).
     Backtrack { to: usize, ban: bool },
+    /// Stop: no token keeps the statement possible, no backtrack is left, and the decoder was
+    /// told to stop there ([`Constrained::stopping_at_dead_end`]).
+    GiveUp,
 }
 
 /// The reply so far, as the constraint and the observer see it.
@@ -144,11 +147,20 @@ pub(crate) struct Constrained<'c> {
     /// possible either, so the rest is the model's own, unchecked (a check of all 151,936
     /// candidates per token took seconds, for nothing).
     dead_end: bool,
+    /// Give up at the dead end instead of letting the model write on.
+    stops_at_dead_end: bool,
 }
 
 impl<'c> Constrained<'c> {
     pub(crate) fn new(constraint: &'c SchemaConstraint) -> Self {
-        Self { constraint, bans: HashMap::new(), hypotheses: HashMap::new(), backtracks: 0, dead_end: false }
+        Self { constraint, bans: HashMap::new(), hypotheses: HashMap::new(), backtracks: 0, dead_end: false, stops_at_dead_end: false }
+    }
+
+    /// Gives up at the dead end: for a drawn candidate, whose statement is then refused anyway
+    /// (conversation.rs does not accept what the constraint refuses) and whose failure is never
+    /// shown to the model; the greedy one writes on, for PostgreSQL's error in the repair turn.
+    pub(crate) fn stopping_at_dead_end(self) -> Self {
+        Self { stops_at_dead_end: true, ..self }
     }
 
     /// Goes back to generated token `to`, forbidding the token there when `ban` is set.
@@ -237,7 +249,10 @@ impl<'c> Constrained<'c> {
         // Out of backtracks (the schema cannot answer this): let the model write what it wants;
         // the checker and the repair turn deal with it.
         self.dead_end = self.backtracks >= MAX_BACKTRACKS;
-        Step::Token(best)
+        match self.dead_end && self.stops_at_dead_end {
+            true => Step::GiveUp,
+            false => Step::Token(best),
+        }
     }
 }
 
@@ -304,6 +319,7 @@ mod tests {
                     break;
                 }
                 Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
+                Step::GiveUp => unreachable!("this decoder writes on past a dead end"),
             }
         }
         (reply.shown().to_owned(), decoder.backtracks)
@@ -405,6 +421,7 @@ mod tests {
             match decoder.choose(&words, &ranked, &reply) {
                 Step::Token(token) | Step::Last(token) => reply.push(&words, token),
                 Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
+                Step::GiveUp => unreachable!("this decoder writes on past a dead end"),
             }
             if decoder.dead_end && scans_at_the_dead_end.is_none() {
                 scans_at_the_dead_end = Some(full_scans.get());
@@ -413,6 +430,22 @@ mod tests {
         assert_eq!(decoder.backtracks, MAX_BACKTRACKS);
         assert_eq!(scans_at_the_dead_end, Some(full_scans.get()), "no scan after the dead end");
         assert!(reply.shown().ends_with("colour colour colour"), "the model's own words after it: {}", reply.shown());
+
+        // A drawn candidate's decoder gives up there instead.
+        let mut decoder = Constrained::new(&constraint).stopping_at_dead_end();
+        let mut reply = Reply::default();
+        let gave_up = (0..80).find(|_| {
+            let ranked = Ranked(prefers(reply.shown()).into_iter().map(|w| words.id(w)).collect());
+            match decoder.choose(&words, &ranked, &reply) {
+                Step::Token(token) | Step::Last(token) => reply.push(&words, token),
+                Step::Backtrack { to, ban } => decoder.backtrack(&mut reply, to, ban),
+                Step::GiveUp => return true,
+            }
+            false
+        });
+        assert!(gave_up.is_some() && decoder.dead_end, "it gave up at the dead end");
+        assert_eq!(decoder.backtracks, MAX_BACKTRACKS);
+        assert!(!reply.shown().contains("colour"), "nothing refused was written: {}", reply.shown());
     }
 
     #[test]

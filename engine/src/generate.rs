@@ -73,6 +73,9 @@ pub enum Finish {
     Stop,
     /// The token limit was reached first.
     Length,
+    /// A drawn candidate reached the schema constraint's dead end (no token allowed, no
+    /// backtrack left) and stopped there: what it would write on is refused anyway.
+    DeadEnd,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -291,7 +294,10 @@ pub(crate) fn decode(
     let mut fed = prompt_ids;
     let mut guessed: VecDeque<(u32, Tensor)> = VecDeque::new();
     let mut reply = Reply::default();
-    let mut constrained = constraint.map(Constrained::new);
+    let mut constrained = constraint.map(|constraint| match sampling {
+        Some(_) => Constrained::new(constraint).stopping_at_dead_end(),
+        None => Constrained::new(constraint),
+    });
     let (mut decode_steps, mut drafted_tokens) = (0, 0);
     let mut rng = sampling.map(|sampling| (sampling, StdRng::seed_from_u64(sampling.seed)));
     let finish = loop {
@@ -307,6 +313,7 @@ pub(crate) fn decode(
         let (token, last) = match step {
             Step::Token(token) => (token, false),
             Step::Last(token) => (token, true),
+            Step::GiveUp => break Finish::DeadEnd,
             Step::Backtrack { to, ban } => {
                 constrained.as_mut().expect("only the constraint backtracks").backtrack(&mut reply, to, ban);
                 // Keep the attention state up to the token before `to`, then recompute that one

@@ -542,6 +542,7 @@ impl RemoteModel {
                                 observer.reply(reply.shown());
                                 continue 'requests;
                             }
+                            Step::GiveUp => break 'requests Finish::DeadEnd,
                         }
                     }
                 }
