@@ -6,12 +6,15 @@
 //! a student's major) is shown for the columns the question points to nearest to where it names
 //! the value ("courses in the Computer Science department": `course.department`), by the words of
 //! their table's or their own name; for all of them when it points to none. Listed for every
-//! column, a 1.5B model took each listing for a condition to write, and ANDed them all.
+//! column, a 1.5B model took each listing for a condition to write, and ANDed them all. Words of
+//! other values do not count as distance ("from New York (JFK)"), and at the same distance a word
+//! before the value wins ("from LAX to ORD": `from_airport` for LAX, `to_airport` for ORD).
 
 /// Values shorter than this (after normalising) are too common as words to mean anything.
 const MIN_VALUE_CHARS: usize = 3;
-/// Words of a table's or column's name shorter than this (`id`, `no`) refer to nothing.
-const MIN_NAME_WORD_CHARS: usize = 3;
+/// Words of a table's or column's name shorter than this refer to nothing; `to` (`to_airport`)
+/// does.
+const MIN_NAME_WORD_CHARS: usize = 2;
 
 /// A column, by its table's name and its own.
 pub type ColumnName = (String, String);
@@ -40,15 +43,21 @@ fn position(question: &[String], value: &[String]) -> Option<usize> {
     }
 }
 
-/// How many words from the value's run (`start`, `len` words) to the nearest other word of the
-/// question that names the column's table or the column itself; None when none does.
-fn distance(question: &[String], start: usize, len: usize, column: &ColumnName) -> Option<usize> {
+/// How near the question names the column's table or the column itself to the value's run
+/// (`start`, `len` words): the words from it to the nearest such word, not counting `covered`
+/// ones (other values' words), and whether that word comes after the value (a word before wins a
+/// tie). None when no word names it.
+fn nearness(question: &[String], covered: &[bool], start: usize, len: usize, column: &ColumnName) -> Option<(usize, bool)> {
     let named: Vec<String> = words(&column.0).iter().chain(&words(&column.1)).filter(|w| w.len() >= MIN_NAME_WORD_CHARS).map(|w| singular(w)).collect();
+    let between = |from: usize, to: usize| (from..to).filter(|&i| !covered[i]).count();
     question
         .iter()
         .enumerate()
-        .filter(|(i, word)| (*i < start || *i >= start + len) && named.contains(&singular(word)))
-        .map(|(i, _)| if i < start { start - i } else { i + 1 - (start + len) })
+        .filter(|(i, word)| (*i < start || *i >= start + len) && !covered[*i] && named.contains(&singular(word)))
+        .map(|(i, _)| match i < start {
+            true => (between(i + 1, start) + 1, false),
+            false => (between(start + len, i) + 1, true),
+        })
         .min()
 }
 
@@ -71,7 +80,11 @@ pub fn mentioned<'a>(question: &str, values: &'a [(ColumnName, String)], limit: 
             kept.push((entry, w, start));
         }
     }
-    let distances: Vec<Option<usize>> = kept.iter().map(|(entry, w, start)| distance(&question, *start, w.len(), &entry.0)).collect();
+    let mut covered = vec![false; question.len()];
+    for (_, w, start) in &kept {
+        covered[*start..*start + w.len()].iter_mut().for_each(|c| *c = true);
+    }
+    let distances: Vec<Option<(usize, bool)>> = kept.iter().map(|(entry, w, start)| nearness(&question, &covered, *start, w.len(), &entry.0)).collect();
     // Per value, the nearest any of its columns is named; None: the question names none of them.
     let nearest = |w: &Vec<String>| kept.iter().zip(&distances).filter(|((_, other, _), _)| other == w).filter_map(|(_, d)| *d).min();
     kept.iter()
@@ -128,6 +141,27 @@ mod tests {
         );
         assert_eq!(found("What is Computer Science about?", &values).len(), 4, "named by none: all of them");
         assert_eq!(found("Flights to boston this week in cities", &values), [("city", "city_name", "Boston")], "one column: kept whatever the question says");
+    }
+
+    #[test]
+    fn a_word_before_the_value_wins_and_other_values_are_no_distance() {
+        let mut values = Vec::new();
+        for code in ["LAX", "ORD", "JFK"] {
+            for (table, column_name) in [("fare", "from_airport"), ("fare", "to_airport"), ("flight", "from_airport"), ("flight", "to_airport")] {
+                values.push((column(table, column_name), code.to_owned()));
+            }
+        }
+        values.push((column("city", "city_name"), "New York".to_owned()));
+        values.push((column("state", "state_name"), "New York".to_owned()));
+        let from_lax_to_ord = found("Which airlines offer flights from LAX to ORD?", &values);
+        assert_eq!(
+            from_lax_to_ord,
+            [("fare", "from_airport", "LAX"), ("flight", "from_airport", "LAX"), ("fare", "to_airport", "ORD"), ("flight", "to_airport", "ORD")],
+            "'from' and 'to' are both one word from LAX: the one before it wins"
+        );
+        let parenthesised = found("Total round-trip cost from New York (JFK) to Los Angeles?", &values);
+        assert!(parenthesised.contains(&("fare", "from_airport", "JFK")) && !parenthesised.contains(&("fare", "to_airport", "JFK")), "'New York' is no distance: {parenthesised:?}");
+        assert_eq!(parenthesised.iter().filter(|(_, _, value)| *value == "New York").count(), 2, "named by neither: both");
     }
 
     #[test]
