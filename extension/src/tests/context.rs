@@ -60,6 +60,13 @@ fn named_values_are_marked_in_the_prompt_and_the_index_follows_the_catalog() {
     run("INSERT INTO venue VALUES ('Reykjavik')");
     let prompt = one::<String>("SELECT nl2sql_prompt('Which venues are in Reykjavik?')");
     assert!(prompt.contains("venue.city = 'Reykjavik'"), "{prompt}");
+    // A value two columns hold goes with the one the question points to, with both when neither.
+    run("CREATE TABLE sponsor (home text)");
+    run("INSERT INTO sponsor VALUES ('Reykjavik')");
+    let prompt = one::<String>("SELECT nl2sql_prompt('Which venues are in Reykjavik?')");
+    assert!(prompt.contains("venue.city = 'Reykjavik'") && !prompt.contains("sponsor.home"), "{prompt}");
+    let prompt = one::<String>("SELECT nl2sql_prompt('What is in Reykjavik?')");
+    assert!(prompt.contains("sponsor.home = 'Reykjavik'") && prompt.contains("venue.city = 'Reykjavik'"), "{prompt}");
 }
 
 #[pg_test]
