@@ -32,6 +32,7 @@ mod extract;
 mod generate;
 pub mod linking;
 pub mod memory;
+mod name_words;
 mod model;
 mod narrate;
 pub mod paths;

@@ -12,6 +12,7 @@
 
 use crate::embedding::{similarity, Embedder};
 use crate::error::Result;
+use crate::name_words::{name_words, KEY_WORDS};
 use crate::schema::{Schema, Table};
 use std::collections::{BTreeSet, HashMap};
 
@@ -34,18 +35,10 @@ pub struct Linker {
     cache: HashMap<String, Vec<f32>>,
 }
 
-/// Lower-case words of text, plural 's' dropped ("flights" and "flight" agree).
+/// The words of `text` as a set (name_words: plurals as singular, so "flights" and `flight`
+/// agree).
 fn words(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.len() > 1)
-        .map(|w| {
-            let w = w.to_lowercase();
-            match w.strip_suffix('s') {
-                Some(stem) if stem.len() > 2 => stem.to_owned(),
-                _ => w,
-            }
-        })
-        .collect()
+    name_words(text).into_iter().collect()
 }
 
 fn estimated_tokens(tables: &[&Table]) -> usize {
@@ -171,7 +164,7 @@ impl Linker {
 fn key_like(column: &crate::schema::Column) -> bool {
     let name = column.name.to_lowercase();
     let data_type = column.data_type.to_lowercase();
-    ["id", "code", "key"].iter().any(|suffix| name.ends_with(suffix)) || ["integer", "bigint", "smallint"].contains(&data_type.as_str())
+    KEY_WORDS.iter().any(|suffix| name.ends_with(suffix)) || ["integer", "bigint", "smallint"].contains(&data_type.as_str())
 }
 
 /// Tables not in `chosen` that connect chosen ones: referenced by a chosen table's foreign key,

@@ -10,30 +10,13 @@
 //! other values do not count as distance ("from New York (JFK)"), and at the same distance a word
 //! before the value wins ("from LAX to ORD": `from_airport` for LAX, `to_airport` for ORD).
 
+use crate::name_words::{name_words, singular, words};
+
 /// Values shorter than this (after normalising) are too common as words to mean anything.
 const MIN_VALUE_CHARS: usize = 3;
-/// Words of a table's or column's name shorter than this refer to nothing; `to` (`to_airport`)
-/// does.
-const MIN_NAME_WORD_CHARS: usize = 2;
 
 /// A column, by its table's name and its own.
 pub type ColumnName = (String, String);
-
-/// Lower-case words of `text`, letters and digits only.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
-}
-
-/// A word without its plural ending, so that "courses" refers to `course` and "cities" to `city`.
-fn singular(word: &str) -> String {
-    if let Some(stem) = word.strip_suffix("ies") {
-        format!("{stem}y")
-    } else if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") {
-        word[..word.len() - 1].to_owned()
-    } else {
-        word.to_owned()
-    }
-}
 
 /// Where the question's words contain the value's words as a consecutive run: the run's start.
 fn position(question: &[String], value: &[String]) -> Option<usize> {
@@ -48,7 +31,7 @@ fn position(question: &[String], value: &[String]) -> Option<usize> {
 /// ones (other values' words), and whether that word comes after the value (a word before wins a
 /// tie). None when no word names it.
 fn nearness(question: &[String], covered: &[bool], start: usize, len: usize, column: &ColumnName) -> Option<(usize, bool)> {
-    let named: Vec<String> = words(&column.0).iter().chain(&words(&column.1)).filter(|w| w.len() >= MIN_NAME_WORD_CHARS).map(|w| singular(w)).collect();
+    let named: Vec<String> = name_words(&column.0).into_iter().chain(name_words(&column.1)).collect();
     let between = |from: usize, to: usize| (from..to).filter(|&i| !covered[i]).count();
     question
         .iter()
@@ -162,10 +145,5 @@ mod tests {
         let parenthesised = found("Total round-trip cost from New York (JFK) to Los Angeles?", &values);
         assert!(parenthesised.contains(&("fare", "from_airport", "JFK")) && !parenthesised.contains(&("fare", "to_airport", "JFK")), "'New York' is no distance: {parenthesised:?}");
         assert_eq!(parenthesised.iter().filter(|(_, _, value)| *value == "New York").count(), 2, "named by neither: both");
-    }
-
-    #[test]
-    fn plurals_refer_to_their_singular() {
-        assert_eq!((singular("courses"), singular("cities"), singular("class"), singular("gas")), ("course".into(), "city".into(), "class".into(), "gas".into()));
     }
 }
