@@ -32,9 +32,13 @@
 //! Joins, where the schema's keys tell (declared or virtual foreign keys, primary keys): `a = b`
 //! between two key columns is refused unless foreign keys link them, directly or through a
 //! column both reference (`fare.from_airport = flight.to_airport`, both airport codes), as soon
-//! as `b` is written. Without this a small model joins any two id columns
-//! (`course.course_id = student.program_id`). Columns that are no key, and schemas without keys,
-//! are left alone.
+//! as `b` is written; so is a key column compared with a column of another table that is no
+//! key, unless the latter's name refers to the key (`orders.customer_id` for `customers.id`:
+//! keys are often declared in part, or inferred). Without this a small model joins any two id
+//! columns (`course.course_id = student.program_id`), or an id with a count
+//! (`program_course.course_id = student.total_credit`). Two columns that are no keys, and
+//! schemas without keys, are left alone. Nor is a key column added up or averaged
+//! (`AVG(f.flight_id)`).
 //!
 //! Scope is not known in a SELECT list written before its FROM: there `x.col` is allowed, and
 //! checked when FROM binds `x` (to a table: `col` must be one of its columns). A binding that
@@ -44,6 +48,7 @@
 //! prefix until the next character) is reported with where it starts, so the decoder can go back
 //! and choose another word there.
 
+use crate::name_words::{name_words, KEY_WORDS};
 use crate::schema::Schema;
 use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, NUMBER_FUNCTIONS, TYPE_WORDS};
 use crate::value_kind::{reads_as_number, ValueKind};
@@ -143,7 +148,7 @@ impl SchemaConstraint {
         Some(match word.is_empty() {
             true => format!("the statement cannot end at `...{before}`: it is incomplete"),
             false => format!(
-                "`{word}` (after `...{before}`) does not fit the schema there: it is no column of the tables this query reads, or compares values of different kinds, or joins key columns that no foreign key links (join tables through the foreign keys the schema lists)"
+                "`{word}` (after `...{before}`) does not fit the schema there: it is no column of the tables this query reads, or compares values of different kinds, or joins columns that no foreign key links (join tables through the foreign keys the schema lists), or adds up or averages an identifier"
             ),
         })
     }
@@ -161,6 +166,30 @@ impl SchemaConstraint {
 
     fn relation_in_schema(&self, schema: &str, word: &Word) -> Option<usize> {
         self.relations.iter().position(|r| r.name == word.name && r.schema.as_deref() == Some(schema))
+    }
+
+    /// The join class of a key column; None for a column that is no key.
+    fn join_class(&self, relation: usize, name: &str) -> Option<usize> {
+        self.join_classes.get(&(relation, name.to_owned())).copied()
+    }
+
+    /// Whether `column`, which is no key, may hold the values of the key column `key` (each by
+    /// relation and name) as a link the schema does not declare: its name and the key's table or
+    /// own name share a word other than one like `id` (`orders.customer_id` for
+    /// `customers.id`, `fare.fare_airline` for `airline.airline_code`, `flight.from_airport` for
+    /// `fare.from_airport`; not `fare.fare_id` for `flight.flight_id`, nor `reviews.id` for
+    /// `books.id`). Keys are often declared in part, or inferred: this spares the links they
+    /// miss.
+    fn may_hold_key(&self, column: (usize, &str), key: (usize, &str)) -> bool {
+        let referred: Vec<String> = name_words(&self.relations[key.0].name).into_iter().chain(name_words(key.1)).filter(|w| !KEY_WORDS.contains(&w.as_str())).collect();
+        name_words(column.1).iter().any(|w| referred.contains(w))
+    }
+
+    /// `sum(key)`, `avg(key)`: identifiers added up or averaged answer nothing. A small model
+    /// writes `AVG(f.flight_id)` for "the average cost" when it does not find the cost column;
+    /// refused, it chooses another column there.
+    fn aggregates_identifier(&self, relation: usize, column: &str, function: &str, argument: usize) -> bool {
+        matches!((function, argument), ("sum" | "avg", 0)) && self.join_class(relation, column).is_some()
     }
 
     fn has_column(&self, relation: usize, name: &str) -> bool {
@@ -682,12 +711,12 @@ impl Walk<'_> {
             if verdict != Verdict::Viable {
                 return verdict;
             }
-            // Key columns joined where no foreign key links them are refused as soon as the
-            // second one is written, not at the condition's end: by then the model has often
+            // Columns joined where no foreign key links them are refused as soon as the second
+            // one is written, not at the condition's end: by then the model has often
             // written its way around the check (`GROUPS BY`, `T2/course_id`).
             if let Lexeme::Word(word) = lexeme {
                 if word.complete {
-                    if let Some(start) = self.unrelated_keys_joined(index) {
+                    if let Some(start) = self.unlinked_columns_joined(index) {
                         return Verdict::Dead { word_start: Some(start) };
                     }
                 }
@@ -696,9 +725,13 @@ impl Walk<'_> {
         Verdict::Viable
     }
 
-    /// When the word at lexeme `index` ends `a = b` (each a column, qualified or not) and `a` and
-    /// `b` are key columns that no foreign key links: where `b`'s name starts.
-    fn unrelated_keys_joined(&self, index: usize) -> Option<usize> {
+    /// When the word at lexeme `index` ends `a = b` (each a column of one table, qualified or
+    /// not) and no foreign key links them: where `b`'s name starts. Unlinked are two key columns
+    /// of different join classes, and a key column with a column of another table that is no
+    /// key and whose name does not refer to it ([`SchemaConstraint::may_hold_key`]):
+    /// `course.course_id = student.total_credit`, `t1.instructor_id = t2.inspirational`, an
+    /// identifier equal to a count, which a small model writes to reach a table.
+    fn unlinked_columns_joined(&self, index: usize) -> Option<usize> {
         let Lexeme::Word(right) = &self.lexemes[index].0 else { return None };
         let operand_start = |last: usize| match (last.checked_sub(1).map(|i| &self.lexemes[i].0), last.checked_sub(2).map(|i| &self.lexemes[i].0)) {
             (Some(Lexeme::Dot), Some(Lexeme::Word(_))) => last.checked_sub(2),
@@ -718,8 +751,14 @@ impl Walk<'_> {
         if !lone_equals || !matches!(self.lexemes[left].0, Lexeme::Word(_)) {
             return None;
         }
-        let (a, b) = (self.join_class(left)?, self.join_class(index)?);
-        (a != b).then_some(right.start)
+        let (a, b) = (self.column_of(left)?, self.column_of(index)?);
+        let unlinked = match (self.constraint.join_class(a.0, a.1), self.constraint.join_class(b.0, b.1)) {
+            (Some(a), Some(b)) => a != b,
+            (Some(_), None) => a.0 != b.0 && !self.constraint.may_hold_key(b, a),
+            (None, Some(_)) => a.0 != b.0 && !self.constraint.may_hold_key(a, b),
+            (None, None) => false,
+        };
+        unlinked.then_some(right.start)
     }
 
     /// `x.*` (the star at lexeme `index`): every column of `x`, in a SELECT list or a function's
@@ -998,7 +1037,8 @@ impl Walk<'_> {
 
     /// When the function argument that ends at lexeme `to` is a column alone (after DISTINCT, if
     /// any) of a kind the function has no form for (`sum(name)`, `lower(id)`, `to_char(name,
-    /// ...)`: PostgreSQL casts no argument implicitly to fit): where the column's name starts, so
+    /// ...)`: PostgreSQL casts no argument implicitly to fit), or a key column added up or
+    /// averaged ([`SchemaConstraint::aggregates_identifier`]): where the column's name starts, so
     /// that the model chooses another column there. One whose table is not known yet (a SELECT
     /// list before its FROM) is checked when FROM binds its qualifier, or when its query ends.
     fn argument_of_wrong_kind(&mut self, to: usize) -> Option<usize> {
@@ -1018,7 +1058,13 @@ impl Walk<'_> {
             }
         }
         match self.operand(from, to)? {
-            (Operand::Column(kind, start), end) if end == to && kind.refused_by(&function, argument) => Some(start),
+            (Operand::Column(kind, start), end)
+                if end == to
+                    && (kind.refused_by(&function, argument)
+                        || self.column_of(end - 1).is_some_and(|(relation, name)| self.constraint.aggregates_identifier(relation, name, &function, argument))) =>
+            {
+                Some(start)
+            }
             // An unqualified column whose table is not known yet (a SELECT list before its FROM):
             // checked with the query's other columns when it ends.
             (Operand::Unknown, end) if end == to && from + 1 == to => {
@@ -1079,13 +1125,13 @@ impl Walk<'_> {
         kinds.all(|k| k == kind).then_some(kind)
     }
 
-    /// The join class of the key column the word at lexeme `k` names, if it names one of one
-    /// relation.
-    fn join_class(&self, k: usize) -> Option<usize> {
+    /// The relation and column the word at lexeme `k` names, if it names a column of exactly one
+    /// relation of the query.
+    fn column_of(&self, k: usize) -> Option<(usize, &str)> {
         let (name, relations) = self.referenced_relations(k)?;
         let holders: Vec<usize> = relations.into_iter().filter(|&t| self.constraint.has_column(t, name)).collect();
         match holders[..] {
-            [relation] => self.constraint.join_classes.get(&(relation, name.to_owned())).copied(),
+            [relation] => Some((relation, name)),
             _ => None,
         }
     }
@@ -1270,6 +1316,7 @@ impl Walk<'_> {
             .filter(|p| {
                 let refused = p.argument_of.as_ref().is_some_and(|(function, argument)| {
                     self.constraint.column_value_kind(relation, &p.column).is_some_and(|kind| kind.refused_by(function, *argument))
+                        || self.constraint.aggregates_identifier(relation, &p.column, function, *argument)
                 });
                 refused || !(self.constraint.has_column(relation, &p.column) && (!p.temporal || self.constraint.column_temporal(relation, &p.column)))
             })
@@ -1474,7 +1521,9 @@ impl Walk<'_> {
             .filter(|c| {
                 let refused = c.argument_of.as_ref().is_some_and(|(function, argument)| {
                     let mut kinds = tables.iter().filter_map(|&t| self.constraint.column_value_kind(t, &c.name));
+                    let holders: Vec<usize> = tables.iter().copied().filter(|&t| self.constraint.has_column(t, &c.name)).collect();
                     kinds.next().is_some_and(|kind| kind.refused_by(function, *argument) && kinds.all(|k| k == kind))
+                        || matches!(holders[..], [relation] if self.constraint.aggregates_identifier(relation, &c.name, function, *argument))
                 });
                 if refused {
                     return true;
@@ -1752,6 +1801,19 @@ mod tests {
         assert_accepted("SELECT 1 FROM order_items a JOIN order_items b ON a.product_id = b.product_id AND a.order_id <> b.order_id\n```");
         assert_accepted("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c.id WHERE o.id > c.id AND c.id = o.customer_id\n```");
         assert_accepted("SELECT 1 FROM products p JOIN order_items oi ON p.unit_price = oi.unit_price\n```");
+        // A key with a column of another table that is no key: refused, either way round; within
+        // one table, not this rule's business.
+        let count = "SELECT 1 FROM products p JOIN order_items oi ON p.id = oi.quantity\n```";
+        assert_eq!(dead_at(count), count.find("quantity"));
+        let reversed = "SELECT 1 FROM order_items oi JOIN orders o ON oi.quantity = o.id\n```";
+        assert_eq!(dead_at(reversed), reversed.rfind("id\n"));
+        // A column whose name refers to the key's table or name: a link the schema does not
+        // declare (keys are often declared in part); `id` alone refers to nothing.
+        let undeclared = SchemaConstraint::new(&Schema::from_ddl("CREATE TABLE authors (\n  id integer,\n  PRIMARY KEY (id)\n);\nCREATE TABLE books (\n  id integer,\n  author_id integer,\n  pages integer\n);\n").unwrap());
+        assert!(undeclared.allows(b"SELECT 1 FROM books b JOIN authors a ON b.author_id = a.id\n```"));
+        assert!(!undeclared.allows(b"SELECT 1 FROM books b JOIN authors a ON b.pages = a.id\n```"));
+        assert!(!undeclared.allows(b"SELECT 1 FROM books b JOIN authors a ON a.id = b.id\n```"));
+        assert_accepted("SELECT 1 FROM order_items oi WHERE oi.product_id = oi.quantity\n```");
         // An alias is no operand of arithmetic: after `s` the `/` itself is refused.
         assert_eq!(verdict("SELECT 1 FROM orders o JOIN customers c ON o.customer_id = c/"), Verdict::Dead { word_start: None });
         assert_eq!(verdict("SELECT 1 FROM orders o WHERE o.id - 1 > 0 AND o.id/2 = 1 "), Verdict::Viable);
@@ -1814,6 +1876,26 @@ mod tests {
         assert_eq!(dead_at(to_char), to_char.find("status"));
         assert_accepted("SELECT SUM(oi.quantity), avg(DISTINCT unit_price), lower(p.name), to_char(o.ordered_at, 'YYYY'), round(SUM(oi.unit_price), 2), split_part(p.name, ' ', 1), count(p.name) FROM orders o, order_items oi, products p GROUP BY 1\n```");
         assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
+    }
+
+    #[test]
+    fn identifiers_are_not_added_up_or_averaged() {
+        // A key column summed or averaged: the column is chosen again, wherever its table is known.
+        let avg = "SELECT o.status FROM orders o JOIN order_items oi ON oi.order_id = o.id GROUP BY 1 HAVING AVG(oi.order_id) > 1";
+        assert_eq!(dead_at(avg), avg.find("order_id)"));
+        let distinct = "SELECT 1 FROM products p WHERE (SELECT sum(DISTINCT p.id)) > 0";
+        assert_eq!(dead_at(distinct), distinct.find("id))"));
+        match verdict("SELECT SUM(c.id) FROM customers c ") {
+            Verdict::Conflict { alias, use_start, .. } => assert_eq!((alias.as_str(), use_start), ("c", 11)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let unqualified = "SELECT avg(customer_id) FROM orders\n```";
+        assert_eq!(dead_at(unqualified), unqualified.find("customer_id"));
+        // Counted, compared or taken the least or greatest of, a key is fine; so is a sum of
+        // another column, and a sum over a table without keys.
+        assert_accepted("SELECT count(oi.order_id), count(DISTINCT o.customer_id), max(o.id), sum(oi.quantity), avg(p.unit_price) FROM orders o, order_items oi, products p\n```");
+        let no_keys = SchemaConstraint::new(&Schema::from_ddl("CREATE TABLE a (\n  id integer\n);\n").unwrap());
+        assert!(no_keys.allows(b"SELECT sum(id) FROM a\n```"));
     }
 
     #[test]
