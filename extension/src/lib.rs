@@ -23,6 +23,7 @@ pub mod api;
 pub mod backend_model;
 pub mod csv_load;
 pub mod csv_types;
+pub mod date_patterns;
 pub mod errors;
 pub mod exact_arithmetic;
 pub mod examples;

@@ -8,6 +8,7 @@
 //! the executor hands them over, with nl2sql's own statement timeout and row cap. The
 //! extension writes no SQL text around the generated statement.
 
+use crate::date_patterns;
 use crate::errors::Nl2sqlError;
 use crate::guc_scope::{with_settings, READ_ONLY};
 use crate::provenance::{first_disallowed, AllowedSchemas};
@@ -171,7 +172,8 @@ struct Checked {
 
 /// Parses, analyses and rewrites `sql` and accepts exactly one SELECT (WITH allowed) with no
 /// data-modifying CTE, no SELECT INTO, no FOR UPDATE/SHARE at any level, no volatile function
-/// anywhere, and only functions, operators and types of the allowed schemas. Parser and
+/// anywhere, only functions, operators and types of the allowed schemas, and no date pattern
+/// applied to a number (date_patterns.rs: it runs, and answers nothing). Parser and
 /// analyser errors are raised as PostgreSQL ERRORs (the caller's subtransaction catches them).
 unsafe fn check(text: &CStr, allowed: &AllowedSchemas) -> Result<Checked, StatementFailure> {
     let refuse = |reason: String| Err(StatementFailure::Refused(reason));
@@ -221,6 +223,9 @@ unsafe fn check(text: &CStr, allowed: &AllowedSchemas) -> Result<Checked, Statem
         return refuse(format!(
             "the query uses {what}, which is not in pg_catalog; generated SQL may only use functions, operators and types of pg_catalog and of the schemas in nl2sql.allowed_function_schemas (a superuser setting)"
         ));
+    }
+    if let Some(reason) = date_patterns::refusal(query, &text.to_string_lossy()) {
+        return refuse(reason);
     }
 
     let columns = PgList::<pg_sys::TargetEntry>::from_pg((*query).targetList)

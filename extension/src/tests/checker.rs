@@ -113,3 +113,22 @@ fn checker_accepts_plain_reads_and_names_their_columns() {
     assert_eq!(accepted("SELECT t1.a, t2.a FROM t t1 JOIN t t2 USING (b)"), ["a", "a"]);
     assert_eq!(accepted("SELECT b, count(*) FROM t GROUP BY b ORDER BY 2 DESC, b"), ["b", "count"], "ORDER BY columns not selected are not output");
 }
+
+#[pg_test]
+fn a_date_pattern_applied_to_a_number_is_refused_with_why() {
+    run("CREATE TABLE trips (id int, year int, departed bigint, fare numeric, at timestamptz)");
+    run("INSERT INTO trips VALUES (1, 2024, 1700000000, 9.5, '2024-05-01')");
+    // As written it runs, and prints the pattern's letters.
+    let printed = Spi::get_one::<String>("SELECT to_char(departed, 'YYYY-MM') FROM trips").unwrap();
+    assert_eq!(printed.as_deref(), Some("YYYY-MM"));
+    let reason = run_failure("SELECT to_char(t.departed, 'YYYY-MM') AS month, count(*) FROM trips t GROUP BY 1");
+    assert!(reason.starts_with("`to_char(t.departed, 'YYYY-MM')` applies a date pattern to a number (bigint)"), "{reason}");
+    assert!(reason.contains("to_timestamp"), "{reason}");
+    assert!(run_failure("SELECT to_char(year, 'yyyy') FROM trips").starts_with("`to_char(year, 'yyyy')` applies a date pattern to a number (integer)"));
+    let nested = run_failure("SELECT x FROM (SELECT to_char(fare * 2, 'HH24:MI') AS x FROM trips) s");
+    assert!(nested.contains("(numeric)") && nested.contains("'HH24:MI'"), "{nested}");
+    // Number patterns, date patterns on dates and timestamps, and a view's own calls pass.
+    run("CREATE VIEW trip_years AS SELECT to_char(year, 'YYYY') AS y FROM trips");
+    let fine = "SELECT to_char(fare, 'FM999.00'), to_char(year, '0000'), to_char(at, 'YYYY-MM'), to_char(to_timestamp(departed), 'HH24:MI'), 'YYYY' AS y, (SELECT y FROM trip_years) FROM trips";
+    assert_eq!(run_checked(fine, 10, 10_000).unwrap().rows.len(), 1);
+}
