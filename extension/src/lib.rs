@@ -37,6 +37,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod provenance;
 pub mod question_context;
+pub mod repeated_columns;
 pub mod schema_context;
 pub mod statement;
 pub mod subtransaction;

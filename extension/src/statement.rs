@@ -9,6 +9,7 @@
 //! extension writes no SQL text around the generated statement.
 
 use crate::date_patterns;
+use crate::repeated_columns;
 use crate::errors::Nl2sqlError;
 use crate::guc_scope::{with_settings, READ_ONLY};
 use crate::provenance::{first_disallowed, AllowedSchemas};
@@ -172,8 +173,9 @@ struct Checked {
 
 /// Parses, analyses and rewrites `sql` and accepts exactly one SELECT (WITH allowed) with no
 /// data-modifying CTE, no SELECT INTO, no FOR UPDATE/SHARE at any level, no volatile function
-/// anywhere, only functions, operators and types of the allowed schemas, and no date pattern
-/// applied to a number (date_patterns.rs: it runs, and answers nothing). Parser and
+/// anywhere, only functions, operators and types of the allowed schemas, no date pattern applied
+/// to a number (date_patterns.rs) and no output column that repeats another (repeated_columns.rs):
+/// those run, and answer nothing. Parser and
 /// analyser errors are raised as PostgreSQL ERRORs (the caller's subtransaction catches them).
 unsafe fn check(text: &CStr, allowed: &AllowedSchemas) -> Result<Checked, StatementFailure> {
     let refuse = |reason: String| Err(StatementFailure::Refused(reason));
@@ -224,7 +226,8 @@ unsafe fn check(text: &CStr, allowed: &AllowedSchemas) -> Result<Checked, Statem
             "the query uses {what}, which is not in pg_catalog; generated SQL may only use functions, operators and types of pg_catalog and of the schemas in nl2sql.allowed_function_schemas (a superuser setting)"
         ));
     }
-    if let Some(reason) = date_patterns::refusal(query, &text.to_string_lossy()) {
+    // Statements that run and answer nothing: refused with why, for the model to write again.
+    if let Some(reason) = date_patterns::refusal(query, &text.to_string_lossy()).or_else(|| repeated_columns::refusal(query)) {
         return refuse(reason);
     }
 

@@ -132,3 +132,15 @@ fn a_date_pattern_applied_to_a_number_is_refused_with_why() {
     let fine = "SELECT to_char(fare, 'FM999.00'), to_char(year, '0000'), to_char(at, 'YYYY-MM'), to_char(to_timestamp(departed), 'HH24:MI'), 'YYYY' AS y, (SELECT y FROM trip_years) FROM trips";
     assert_eq!(run_checked(fine, 10, 10_000).unwrap().rows.len(), 1);
 }
+
+#[pg_test]
+fn an_output_column_that_repeats_another_is_refused_with_why() {
+    run("CREATE TABLE offerings (id int, has_exam boolean, seats int)");
+    run("INSERT INTO offerings VALUES (1, true, 10), (2, false, 20)");
+    let reason = run_failure("SELECT COUNT(*) AS with_exam, COUNT(*) AS without_exam FROM offerings WHERE has_exam");
+    assert!(reason.starts_with("the columns `with_exam` and `without_exam` are the same expression"), "{reason}");
+    assert!(run_failure("SELECT o.id, seats, o.id AS \"offering number\" FROM offerings o").contains("`id` and `offering number`"));
+    // Different expressions, constants, a repeat inside a sub-query or in ORDER BY pass.
+    let fine = "SELECT COUNT(*) FILTER (WHERE has_exam) AS with_exam, COUNT(*) FILTER (WHERE NOT has_exam) AS without_exam, 0 AS a, 0 AS b, (SELECT max(seats) + max(seats) FROM offerings) AS m FROM offerings ORDER BY COUNT(*)";
+    assert_eq!(run_checked(fine, 10, 10_000).unwrap().rows, vec![vec![json!(1), json!(1), json!(0), json!(0), json!(40)]]);
+}
