@@ -51,7 +51,7 @@
 use crate::name_words::{name_words, KEY_WORDS};
 use crate::schema::Schema;
 use crate::sql_names::{self, AGGREGATES, EXTRACT_FIELDS, FUNCTIONS, KEYWORDS, NUMBER_FUNCTIONS, TYPE_WORDS};
-use crate::value_kind::{reads_as_number, ValueKind};
+use crate::value_kind::{is_date_format, reads_as_number, ValueKind};
 use std::collections::HashMap;
 
 /// What the text so far allows.
@@ -481,6 +481,8 @@ struct Frame {
     function_start: Option<usize>,
     /// The lexeme where the date or time EXTRACT, date_trunc or date_part reads begins.
     temporal_source: Option<usize>,
+    /// What to_char formats (its first argument): lexemes from..to.
+    formatted: Option<(usize, usize)>,
     /// The conditions joined by AND / OR so far in the current WHERE, ON, HAVING or WHEN.
     conditions: Conditions,
     /// A query's scope: the relations its FROM reads (its sub-queries see them too).
@@ -525,7 +527,7 @@ impl Conditions {
 
 impl Frame {
     fn new(kind: FrameKind) -> Self {
-        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, argument_from: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, conditions: Conditions::default(), scope: Vec::new(), columns: Vec::new() }
+        Self { kind, clause: Clause::None, expect: Expect::Any, argument: 0, argument_from: 0, seen_from: false, in_from: false, cte_body: false, declares: false, rank: 0, function_start: None, temporal_source: None, formatted: None, conditions: Conditions::default(), scope: Vec::new(), columns: Vec::new() }
     }
 
     fn function(&self) -> Option<&str> {
@@ -888,7 +890,12 @@ impl Walk<'_> {
         Verdict::Dead { word_start: Some(self.frames.last().and_then(|f| f.function_start).unwrap_or(word.start)) }
     }
 
-    /// Whether the lexemes `from..to` (what EXTRACT, date_trunc or date_part reads) can hold no
+    /// Whether lexemes `from..to` are one string, a format for dates and times (`'YYYY-MM'`).
+    fn is_date_format(&self, from: usize, to: usize) -> bool {
+        to == from + 1 && self.lexemes[from].0 == Lexeme::Str && is_date_format(&self.string_contents(self.lexemes[from].1))
+    }
+
+    /// Whether the lexemes `from..to` (what EXTRACT, date_trunc, date_part or to_char reads) can hold no
     /// date or time: built of columns that hold none (`arrival_time - departure_time` over Unix
     /// seconds), functions that return numbers (EXTRACT of EXTRACT), numbers and operators; or one
     /// date minus another (a number of days). Anything of unknown type (another function, a cast,
@@ -1591,6 +1598,13 @@ impl Walk<'_> {
                 return Verdict::Dead { word_start: frame.function_start };
             }
         }
+        // to_char of a number with a date format prints the format's letters; as for EXTRACT, the
+        // model goes back to the function's name (most often to write the column itself).
+        if let Some((from, to)) = frame.formatted {
+            if self.is_date_format(frame.argument_from, index) && self.never_temporal(from, to) {
+                return Verdict::Dead { word_start: frame.function_start };
+            }
+        }
         if let Some(start) = self.mismatched_comparison(frame.conditions.from, index) {
             return Verdict::Dead { word_start: Some(start) };
         }
@@ -1625,6 +1639,9 @@ impl Walk<'_> {
             return Verdict::Dead { word_start: Some(start) };
         }
         let frame = self.frame();
+        if frame.function() == Some("to_char") && frame.argument == 0 {
+            frame.formatted = Some((frame.argument_from, index));
+        }
         frame.argument += 1;
         frame.argument_from = index + 1;
         if matches!(&frame.kind, FrameKind::Function(name) if (name == "date_trunc" || name == "date_part") && frame.argument == 1) {
@@ -1872,8 +1889,13 @@ mod tests {
         assert_eq!(verdict("SELECT avg(DISTINCT status) FROM orders "), Verdict::Viable, "known to be wrong when the query ends");
         let lower = "SELECT 1 FROM orders o WHERE lower(o.id) = 'x'";
         assert_eq!(dead_at(lower), lower.find("id)"));
-        let to_char = "SELECT to_char(status, 'YYYY') FROM orders\n```";
+        let to_char = "SELECT to_char(status, 'FM999') FROM orders\n```";
         assert_eq!(dead_at(to_char), to_char.find("status"));
+        // A date format on a number prints its letters: back to to_char, as for EXTRACT.
+        assert_eq!(dead_at("SELECT to_char(quantity, 'YYYY-MM') AS month FROM order_items"), Some(7));
+        let unix = "SELECT 1 FROM order_items oi GROUP BY to_char(oi.quantity * 60, 'HH24:MI')";
+        assert_eq!(dead_at(unix), unix.find("to_char"));
+        assert_accepted("SELECT to_char(ordered_at, 'YYYY-MM'), to_char(unit_price, 'FM999.00'), to_char(to_timestamp(quantity), 'HH24:MI'), to_char(quantity, '0000'), to_char(count(*), 'FM9,999') FROM orders, order_items GROUP BY 1\n```");
         assert_accepted("SELECT SUM(oi.quantity), avg(DISTINCT unit_price), lower(p.name), to_char(o.ordered_at, 'YYYY'), round(SUM(oi.unit_price), 2), split_part(p.name, ' ', 1), count(p.name) FROM orders o, order_items oi, products p GROUP BY 1\n```");
         assert_eq!(dead_at("SELECT id::strange FROM orders"), Some(11));
     }

@@ -60,6 +60,7 @@ pub use question::{Question, MAX_QUESTION_CHARS};
 pub use schema::{Column, ForeignKey, Schema, Table, TableKind};
 pub use settings::{DeviceChoice, Settings};
 pub use tokens::ChatTokenizer;
+pub use value_kind::is_date_format;
 
 use model::Model;
 use prefix_cache::PrefixCache;

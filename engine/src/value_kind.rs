@@ -67,6 +67,17 @@ impl ValueKind {
     }
 }
 
+/// Patterns of dates and times that no number pattern of to_char contains (those are 9, 0, `.`,
+/// `,`, PR, S, L, D, G, MI, PL, SG, RN, TH, V, EEEE and FM).
+const DATE_PATTERNS: [&str; 7] = ["YY", "MM", "DD", "HH", "MON", "DAY", "DY"];
+
+/// Whether a to_char format is one for dates and times (`'YYYY-MM'`, `'HH24:MI'`, `'Day'`). Given
+/// a number, to_char knows only number patterns and prints these letters as they are.
+pub fn is_date_format(format: &str) -> bool {
+    let upper = format.to_uppercase();
+    DATE_PATTERNS.iter().any(|pattern| upper.contains(pattern))
+}
+
 /// Whether the contents of a string literal read as a number (`'42'`, `' 1.5 '`), so that it may
 /// stand where a number is expected.
 pub(crate) fn reads_as_number(contents: &str) -> bool {

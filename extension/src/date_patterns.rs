@@ -3,8 +3,11 @@
 //! are digits and signs, and which copies every other character as it is ('YYYY-MM' on every
 //! row). A small model writes it wherever a date is kept as a number (a year, Unix seconds), and
 //! the answer is wrong without an error to repair. nl2sql refuses such a statement, saying why,
-//! so that the model writes it again.
+//! so that the model writes it again. (The schema constraint refuses it while it is written,
+//! where the argument's kind is known from the schema; this check, on PostgreSQL's types, also
+//! covers what the constraint cannot type and statements written without it.)
 
+use nl2sql_engine::is_date_format;
 use pgrx::pg_sys;
 use pgrx::{FromDatum, PgList};
 use std::ffi::CStr;
@@ -14,10 +17,6 @@ use crate::statement::{any_node, is_a};
 /// pg_catalog's to_char for a number: int4, int8, numeric, float4, float8.
 const NUMBER_TO_CHAR: [u32; 5] =
     [pg_sys::F_TO_CHAR_INT4_TEXT, pg_sys::F_TO_CHAR_INT8_TEXT, pg_sys::F_TO_CHAR_NUMERIC_TEXT, pg_sys::F_TO_CHAR_FLOAT4_TEXT, pg_sys::F_TO_CHAR_FLOAT8_TEXT];
-
-/// Patterns of dates and times that no number pattern contains (those are 9, 0, `.`, `,`, PR,
-/// S, L, D, G, MI, PL, SG, RN, TH, V, EEEE, FM).
-const DATE_PATTERNS: [&str; 7] = ["YY", "MM", "DD", "HH", "MON", "DAY", "DY"];
 
 /// Why `query` is refused when it formats a number with a date pattern (the first such call of
 /// the statement itself, not of a view it reads), naming the call as `sql` writes it; None when
@@ -51,8 +50,7 @@ unsafe fn date_pattern_on_number(node: *mut pg_sys::Node, sql: &str) -> Option<S
     }
     let format = &*(format as *mut pg_sys::Const);
     let pattern = String::from_datum(format.constvalue, format.constisnull)?;
-    let upper = pattern.to_uppercase();
-    if !DATE_PATTERNS.iter().any(|date| upper.contains(date)) {
+    if !is_date_format(&pattern) {
         return None;
     }
     let type_name = CStr::from_ptr(pg_sys::format_type_be(pg_sys::exprType(number))).to_string_lossy().into_owned();
