@@ -965,6 +965,9 @@ impl Walk<'_> {
 
     /// For a word that names a column here (qualified by a bound table, or unqualified): whether
     /// it holds dates or times, and whether it is of type date. `None` when it is no known column.
+    /// A keyword that is also a column's name (`year`, `month`) is that column where it stands
+    /// alone as what a function reads (`to_char(year, ...)`, `EXTRACT(YEAR FROM year)`): no
+    /// keyword stands there.
     fn column_kind(&self, k: usize) -> Option<(bool, bool)> {
         let Lexeme::Word(word) = &self.lexemes[k].0 else { return None };
         match (k.checked_sub(2).map(|q| &self.lexemes[q].0), k.checked_sub(1).map(|d| &self.lexemes[d].0)) {
@@ -974,13 +977,20 @@ impl Walk<'_> {
                 }
                 _ => None,
             },
-            _ if self.is_known_word(word) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => None,
+            _ if (self.is_known_word(word) && !self.alone_as_argument(k)) || self.outputs.contains(&word.name) || self.ctes.contains(&word.name) => None,
             _ => {
                 let temporal = *self.constraint.columns.get(&word.name)?;
                 let date = self.constraint.relations.iter().filter(|r| r.columns.iter().any(|(c, _)| *c == word.name)).all(|r| r.dates.contains(&word.name));
                 Some((temporal, date))
             }
         }
+    }
+
+    /// Whether the word at lexeme `k` is a whole function argument, or what EXTRACT reads after
+    /// FROM: `(` or `,` or FROM before it, `)` or `,` after it.
+    fn alone_as_argument(&self, k: usize) -> bool {
+        let before = matches!(self.previous(k), Some(Lexeme::Open | Lexeme::Comma)) || matches!(self.previous(k), Some(Lexeme::Word(w)) if !w.quoted && w.name == "from");
+        before && matches!(self.next(k), Some(Lexeme::Close | Lexeme::Comma)) && self.frames.last().is_some_and(|f| f.function().is_some())
     }
 
     /// In a condition of the form `a op b` (from byte `from` to lexeme `to`), where `op` compares
@@ -1891,6 +1901,11 @@ mod tests {
         assert_eq!(dead_at(lower), lower.find("id)"));
         let to_char = "SELECT to_char(status, 'FM999') FROM orders\n```";
         assert_eq!(dead_at(to_char), to_char.find("status"));
+        // A column named like a keyword (`year`), alone as what the function reads, is that column.
+        let year = SchemaConstraint::new(&Schema::from_ddl("CREATE TABLE papers (\n  title text,\n  year integer,\n  published date\n);\n").unwrap());
+        assert!(!year.allows(b"SELECT TO_CHAR(year, 'YYYY') AS year, COUNT(*) FROM papers GROUP BY year\n```"));
+        assert!(!year.allows(b"SELECT EXTRACT(YEAR FROM year) FROM papers\n```"));
+        assert!(year.allows(b"SELECT year, EXTRACT(YEAR FROM published), to_char(published, 'YYYY'), to_char(year, '0000') FROM papers WHERE published > CURRENT_DATE - INTERVAL '1 year'\n```"));
         // A date format on a number prints its letters: back to to_char, as for EXTRACT.
         assert_eq!(dead_at("SELECT to_char(quantity, 'YYYY-MM') AS month FROM order_items"), Some(7));
         let unix = "SELECT 1 FROM order_items oi GROUP BY to_char(oi.quantity * 60, 'HH24:MI')";
